@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from services.checkout import handlers
+from services.checkout.adapters.tables import idempotency_keys, ledger_entries, wallets
+from services.checkout.api.schemas import (
+    BalancePublic,
+    CheckoutCreate,
+    CheckoutOrderPublic,
+    CheckoutPublic,
+    CostBreakdownPublic,
+    LedgerEntryPublic,
+    LedgerPage,
+    PaymentPublic,
+    PayRequest,
+    TopUpCreate,
+)
+from services.checkout.domain.ledger import wallet_account
+from shared.auth import Merchant, Ops
+from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
+from shared.idempotency import run_once
+from shared.money import Money
+from shared.pagination import decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description="retry-safe request id")]
+
+
+def _checkout_public(row, lines) -> CheckoutPublic:
+    def money(value: str) -> Money:
+        return Money.of(value, row.currency)
+
+    return CheckoutPublic(
+        id=row.id,
+        status=row.status,
+        total=money(row.total),
+        created_at=row.created_at,
+        orders=[
+            CheckoutOrderPublic(
+                order_id=line.order_id,
+                order_name=line.order["order_name"],
+                costs=CostBreakdownPublic(**{k: money(v) for k, v in line.breakdown.items()}),
+            )
+            for line in lines
+        ],
+    )
+
+
+@router.post(
+    "/checkouts",
+    status_code=201,
+    tags=["checkout"],
+    summary="Price one or many To Order orders together (prices are snapshotted)",
+)
+async def create_checkout(
+    body: CheckoutCreate, user: Merchant, engine: Engine, request: Request, key: IdempotencyKey = None
+) -> CheckoutPublic:
+    async def action() -> CheckoutPublic:
+        checkout_id = await handlers.create_checkout(conn, user.merchant_id, body.order_ids)
+        return _checkout_public(*await handlers.get_checkout(conn, user.merchant_id, checkout_id))
+
+    async with engine.begin() as conn:
+        return await run_once(
+            conn,
+            idempotency_keys,
+            scope=f"{user.merchant_id}:create-checkout",
+            key=key,
+            body=await request.body(),
+            status_code=201,
+            action=action,
+        )
+
+
+@router.get("/checkouts/{checkout_id}", tags=["checkout"], summary="A checkout with its cost breakdown")
+async def get_checkout(checkout_id: str, user: Merchant, engine: Engine) -> CheckoutPublic:
+    async with engine.connect() as conn:
+        return _checkout_public(*await handlers.get_checkout(conn, user.merchant_id, checkout_id))
+
+
+@router.post(
+    "/checkouts/{checkout_id}/pay",
+    tags=["checkout"],
+    summary="Pay a checkout; retry-safe with Idempotency-Key",
+    responses={402: PROBLEM_RESPONSES[422]},
+)
+async def pay_checkout(
+    checkout_id: str, body: PayRequest, user: Merchant, engine: Engine, request: Request, key: IdempotencyKey = None
+) -> PaymentPublic:
+    async def action() -> PaymentPublic:
+        payment_id = await handlers.pay_with_balance(conn, user.merchant_id, checkout_id)
+        checkout, _ = await handlers.get_checkout(conn, user.merchant_id, checkout_id)
+        return PaymentPublic(
+            payment_id=payment_id,
+            checkout_id=checkout_id,
+            method=body.method,
+            status="succeeded",
+            amount=Money.of(checkout.total, checkout.currency),
+        )
+
+    async with engine.begin() as conn:
+        return await run_once(
+            conn,
+            idempotency_keys,
+            scope=f"{user.merchant_id}:pay:{checkout_id}",
+            key=key,
+            body=await request.body(),
+            status_code=200,
+            action=action,
+        )
+
+
+@router.get("/balance", tags=["balance"], summary="The merchant's balance")
+async def get_balance(user: Merchant, engine: Engine, currency: str = "USD") -> BalancePublic:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(wallets).where(wallets.c.merchant_id == user.merchant_id, wallets.c.currency == currency)
+            )
+        ).first()
+    return _balance(row.balance if row else Decimal(0), row.credit_limit if row else Decimal(0), currency)
+
+
+def _balance(balance: Decimal, credit_limit: Decimal, currency: str) -> BalancePublic:
+    return BalancePublic(
+        balance=Money.of(balance, currency),
+        credit_limit=Money.of(credit_limit, currency),
+        available=Money.of(balance + credit_limit, currency),
+    )
+
+
+@router.post(
+    "/balance/top-ups",
+    status_code=201,
+    tags=["balance"],
+    summary="Credit a merchant's balance with money received (ops)",
+)
+async def top_up(body: TopUpCreate, _: Ops, engine: Engine, request: Request, key: IdempotencyKey = None) -> Response:
+    async def action() -> BalancePublic:
+        await handlers.top_up(conn, body.merchant_id, body.amount, body.reference)
+        row = (
+            await conn.execute(
+                select(wallets).where(
+                    wallets.c.merchant_id == body.merchant_id, wallets.c.currency == body.amount.currency
+                )
+            )
+        ).one()
+        return _balance(row.balance, row.credit_limit, row.currency)
+
+    async with engine.begin() as conn:
+        return await run_once(
+            conn,
+            idempotency_keys,
+            scope="ops:top-up",
+            key=key,
+            body=await request.body(),
+            status_code=201,
+            action=action,
+        )
+
+
+@router.get("/balance/entries", tags=["balance"], summary="The merchant's balance history, newest first")
+async def balance_entries(user: Merchant, engine: Engine, limit: Limit = 50, cursor: Cursor = None) -> LedgerPage:
+    le = ledger_entries
+    query = select(le).where(le.c.account == wallet_account(user.merchant_id)).order_by(le.c.id.desc()).limit(limit + 1)
+    if cursor:
+        query = query.where(le.c.id < int(decode_cursor(cursor)[0]))
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return LedgerPage(
+        items=[
+            LedgerEntryPublic(
+                id=r.id,
+                transaction_id=str(r.transaction_id),
+                amount=Money.of(r.amount, r.currency),
+                kind=r.kind,
+                reference=r.reference,
+                created_at=r.created_at,
+            )
+            for r in rows[:limit]
+        ],
+        next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None,
+    )

@@ -1,0 +1,178 @@
+"""initial
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-26 11:00:35.516481
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+from shared.messaging.outbox import notify_trigger_ddl
+
+revision: str = "0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "checkouts",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("merchant_id", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False, comment="open | paid"),
+        sa.Column("currency", sa.Text(), nullable=False),
+        sa.Column("total", sa.Numeric(precision=14, scale=2), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_checkouts")),
+        schema="checkout",
+    )
+    op.create_index(op.f("ix_checkouts_merchant_id"), "checkouts", ["merchant_id"], unique=False, schema="checkout")
+    op.create_table(
+        "handled_events",
+        sa.Column("consumer", sa.Text(), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("handled_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_handled_events")),
+        schema="checkout",
+    )
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("scope", sa.Text(), nullable=False, comment="merchant id and operation"),
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("request_hash", sa.Text(), nullable=False),
+        sa.Column("status_code", sa.SmallInteger(), nullable=True),
+        sa.Column("response", sa.Text(), nullable=True, comment="the first answer's body, replayed byte for byte"),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("scope", "key", name=op.f("pk_idempotency_keys")),
+        schema="checkout",
+    )
+    op.create_table(
+        "ledger_entries",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("transaction_id", sa.Uuid(), nullable=False),
+        sa.Column("account", sa.Text(), nullable=False),
+        sa.Column("merchant_id", sa.Text(), nullable=False),
+        sa.Column("amount", sa.Numeric(precision=14, scale=2), nullable=False),
+        sa.Column("currency", sa.Text(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False, comment="top_up | charge | refund"),
+        sa.Column("reference", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_entries")),
+        schema="checkout",
+    )
+    op.create_index(
+        op.f("ix_ledger_entries_account_id"), "ledger_entries", ["account", "id"], unique=False, schema="checkout"
+    )
+    op.create_index(
+        op.f("ix_ledger_entries_transaction_id"), "ledger_entries", ["transaction_id"], unique=False, schema="checkout"
+    )
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False, comment="the event as JSON, published byte for byte"),
+        sa.Column("correlation_id", sa.Text(), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("available_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        schema="checkout",
+    )
+    op.create_table(
+        "payable_orders",
+        sa.Column("order_id", sa.Text(), nullable=False),
+        sa.Column("merchant_id", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False, comment="to_order | pending | paid | unavailable"),
+        sa.Column("status_reason", sa.Text(), nullable=True),
+        sa.Column("currency", sa.Text(), nullable=False),
+        sa.Column("order", postgresql.JSONB(astext_type=sa.Text()), nullable=False, comment="PayableOrderPayload"),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("order_id", name=op.f("pk_payable_orders")),
+        schema="checkout",
+    )
+    op.create_index(
+        op.f("ix_payable_orders_merchant_id_status"),
+        "payable_orders",
+        ["merchant_id", "status"],
+        unique=False,
+        schema="checkout",
+    )
+    op.create_table(
+        "wallets",
+        sa.Column("merchant_id", sa.Text(), nullable=False),
+        sa.Column("currency", sa.Text(), nullable=False),
+        sa.Column(
+            "balance",
+            sa.Numeric(precision=14, scale=2),
+            server_default="0",
+            nullable=False,
+            comment="sum of the wallet's postings",
+        ),
+        sa.Column("credit_limit", sa.Numeric(precision=14, scale=2), server_default="0", nullable=False),
+        sa.CheckConstraint("balance + credit_limit >= 0", name=op.f("ck_wallets_no_overdraft")),
+        sa.PrimaryKeyConstraint("merchant_id", "currency", name=op.f("pk_wallets")),
+        schema="checkout",
+    )
+    op.create_table(
+        "checkout_orders",
+        sa.Column("checkout_id", sa.Text(), nullable=False),
+        sa.Column("order_id", sa.Text(), nullable=False),
+        sa.Column(
+            "breakdown",
+            postgresql.JSONB(astext_type=sa.Text()),
+            nullable=False,
+            comment="products, packaging, shipping, fees, total at checkout",
+        ),
+        sa.Column("order", postgresql.JSONB(astext_type=sa.Text()), nullable=False, comment="the order as priced"),
+        sa.ForeignKeyConstraint(
+            ["checkout_id"], ["checkout.checkouts.id"], name=op.f("fk_checkout_orders_checkout_id_checkouts")
+        ),
+        sa.PrimaryKeyConstraint("checkout_id", "order_id", name=op.f("pk_checkout_orders")),
+        schema="checkout",
+    )
+    op.create_table(
+        "payments",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("checkout_id", sa.Text(), nullable=False),
+        sa.Column("merchant_id", sa.Text(), nullable=False),
+        sa.Column("method", sa.Text(), nullable=False),
+        sa.Column("amount", sa.Numeric(precision=14, scale=2), nullable=False),
+        sa.Column("currency", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False, comment="succeeded | failed | processing"),
+        sa.Column("failure_reason", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["checkout_id"], ["checkout.checkouts.id"], name=op.f("fk_payments_checkout_id_checkouts")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
+        schema="checkout",
+    )
+    op.create_index(op.f("ix_payments_checkout_id"), "payments", ["checkout_id"], unique=False, schema="checkout")
+    for statement in notify_trigger_ddl("checkout"):
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    op.execute("DROP FUNCTION IF EXISTS checkout.outbox_notify() CASCADE")
+    op.drop_index(op.f("ix_payments_checkout_id"), table_name="payments", schema="checkout")
+    op.drop_table("payments", schema="checkout")
+    op.drop_table("checkout_orders", schema="checkout")
+    op.drop_table("wallets", schema="checkout")
+    op.drop_index(op.f("ix_payable_orders_merchant_id_status"), table_name="payable_orders", schema="checkout")
+    op.drop_table("payable_orders", schema="checkout")
+    op.drop_table("outbox", schema="checkout")
+    op.drop_index(op.f("ix_ledger_entries_transaction_id"), table_name="ledger_entries", schema="checkout")
+    op.drop_index(op.f("ix_ledger_entries_account_id"), table_name="ledger_entries", schema="checkout")
+    op.drop_table("ledger_entries", schema="checkout")
+    op.drop_table("idempotency_keys", schema="checkout")
+    op.drop_table("handled_events", schema="checkout")
+    op.drop_index(op.f("ix_checkouts_merchant_id"), table_name="checkouts", schema="checkout")
+    op.drop_table("checkouts", schema="checkout")

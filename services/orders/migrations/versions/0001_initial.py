@@ -1,0 +1,158 @@
+"""initial
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-26 10:57:17.643714
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+from shared.messaging.outbox import notify_trigger_ddl
+
+revision: str = "0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "catalog_variants",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("sku", sa.Text(), nullable=False),
+        sa.Column("title", sa.Text(), nullable=False),
+        sa.Column("unit_cost", sa.Numeric(precision=14, scale=2), nullable=False),
+        sa.Column("currency", sa.Text(), nullable=False),
+        sa.Column("weight_grams", sa.Integer(), nullable=False),
+        sa.Column("status", sa.Text(), server_default="active", nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.CheckConstraint("unit_cost >= 0", name=op.f("ck_catalog_variants_cost_not_negative")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_catalog_variants")),
+        sa.UniqueConstraint("sku", name=op.f("uq_catalog_variants_sku")),
+        schema="orders",
+    )
+    op.create_table(
+        "handled_events",
+        sa.Column("consumer", sa.Text(), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("handled_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_handled_events")),
+        schema="orders",
+    )
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("scope", sa.Text(), nullable=False, comment="merchant id and operation"),
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("request_hash", sa.Text(), nullable=False),
+        sa.Column("status_code", sa.SmallInteger(), nullable=True),
+        sa.Column("response", sa.Text(), nullable=True, comment="the first answer's body, replayed byte for byte"),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("scope", "key", name=op.f("pk_idempotency_keys")),
+        schema="orders",
+    )
+    op.create_table(
+        "orders",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("merchant_id", sa.Text(), nullable=False),
+        sa.Column("store_id", sa.Text(), nullable=False),
+        sa.Column("external_order_id", sa.Text(), nullable=False),
+        sa.Column("order_name", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("status_reason", sa.Text(), nullable=True),
+        sa.Column("currency", sa.Text(), nullable=False),
+        sa.Column("total_price", sa.Numeric(precision=14, scale=2), nullable=False),
+        sa.Column("paid_amount", sa.Numeric(precision=14, scale=2), nullable=True),
+        sa.Column("customer_email", sa.Text(), nullable=True),
+        sa.Column("customer_locale", sa.Text(), nullable=True),
+        sa.Column("shipping_address", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("country_code", sa.Text(), server_default="", nullable=False),
+        sa.Column("lines", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("flags", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False),
+        sa.Column("store_updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("version", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
+        sa.UniqueConstraint("store_id", "external_order_id", name=op.f("uq_orders_store_id")),
+        schema="orders",
+    )
+    op.create_index(
+        op.f("ix_orders_merchant_id_status_created_at_id"),
+        "orders",
+        ["merchant_id", "status", "created_at", "id"],
+        unique=False,
+        schema="orders",
+    )
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False, comment="the event as JSON, published byte for byte"),
+        sa.Column("correlation_id", sa.Text(), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("available_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        schema="orders",
+    )
+    op.create_table(
+        "order_timeline",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("order_id", sa.Text(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("actor", sa.Text(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.ForeignKeyConstraint(["order_id"], ["orders.orders.id"], name=op.f("fk_order_timeline_order_id_orders")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_order_timeline")),
+        schema="orders",
+    )
+    op.create_index(op.f("ix_order_timeline_order_id"), "order_timeline", ["order_id"], unique=False, schema="orders")
+    op.create_table(
+        "product_connections",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("merchant_id", sa.Text(), nullable=False),
+        sa.Column("store_id", sa.Text(), nullable=False),
+        sa.Column("external_product_id", sa.Text(), nullable=False),
+        sa.Column("external_variant_id", sa.Text(), server_default="", nullable=False),
+        sa.Column("catalog_variant_id", sa.Text(), nullable=False),
+        sa.Column("quantity_ratio", sa.Integer(), server_default="1", nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.CheckConstraint("quantity_ratio > 0", name=op.f("ck_product_connections_ratio_positive")),
+        sa.ForeignKeyConstraint(
+            ["catalog_variant_id"],
+            ["orders.catalog_variants.id"],
+            name=op.f("fk_product_connections_catalog_variant_id_catalog_variants"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_product_connections")),
+        sa.UniqueConstraint(
+            "merchant_id",
+            "store_id",
+            "external_product_id",
+            "external_variant_id",
+            name=op.f("uq_product_connections_merchant_id"),
+        ),
+        schema="orders",
+    )
+    for statement in notify_trigger_ddl("orders"):
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    op.execute("DROP FUNCTION IF EXISTS orders.outbox_notify() CASCADE")
+    op.drop_table("product_connections", schema="orders")
+    op.drop_index(op.f("ix_order_timeline_order_id"), table_name="order_timeline", schema="orders")
+    op.drop_table("order_timeline", schema="orders")
+    op.drop_table("outbox", schema="orders")
+    op.drop_index(op.f("ix_orders_merchant_id_status_created_at_id"), table_name="orders", schema="orders")
+    op.drop_table("orders", schema="orders")
+    op.drop_table("idempotency_keys", schema="orders")
+    op.drop_table("handled_events", schema="orders")
+    op.drop_table("catalog_variants", schema="orders")

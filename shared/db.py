@@ -1,0 +1,90 @@
+"""Database plumbing shared by the services: one async engine per service, tables in the service's own schema,
+and the tables every service has (outbox, handled events, idempotency keys)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    Table,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from shared.settings import ServiceSettings
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def Timestamp(name: str, **kw) -> Column:
+    return Column(name, DateTime(timezone=True), **kw)
+
+
+def service_metadata(schema: str) -> MetaData:
+    """A service's metadata with the tables every service has."""
+    metadata = MetaData(schema=schema, naming_convention=NAMING)
+    Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("event_id", Uuid, nullable=False),
+        Column("topic", Text, nullable=False),
+        Column("key", Text, nullable=False),
+        Column("value", Text, nullable=False, comment="the event as JSON, published byte for byte"),
+        Column("correlation_id", Text),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("last_error", Text),
+        Timestamp("available_at", nullable=False, server_default=func.now()),
+        Timestamp("created_at", nullable=False, server_default=func.now()),
+    )
+    Table(
+        "handled_events",
+        metadata,
+        Column("consumer", Text, nullable=False),
+        Column("event_id", Uuid, nullable=False),
+        Timestamp("handled_at", nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("consumer", "event_id"),
+    )
+    Table(
+        "idempotency_keys",
+        metadata,
+        Column("scope", Text, nullable=False, comment="merchant id and operation"),
+        Column("key", Text, nullable=False),
+        Column("request_hash", Text, nullable=False),
+        Column("status_code", SmallInteger),
+        Column("response", Text, comment="the first answer's body, replayed byte for byte"),
+        Timestamp("created_at", nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("scope", "key"),
+    )
+    return metadata
+
+
+def make_engine(settings: ServiceSettings) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": settings.service_name}},
+    )
+
+
+def common_tables(metadata: MetaData) -> tuple[Table, Table, Table]:
+    """The outbox, handled-events and idempotency-key tables of a service's metadata."""
+    return tuple(
+        metadata.tables[f"{metadata.schema}.{name}"] for name in ("outbox", "handled_events", "idempotency_keys")
+    )

@@ -1,0 +1,144 @@
+"""HTTP conventions shared by the four services: problem+json errors, correlation ids, body-size limit,
+health and readiness, list envelopes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.errors import IllegalTransition, ProblemError
+from shared.logging import bind_correlation_id, correlation_id, get_logger
+
+log = get_logger(__name__)
+
+PROBLEM = "application/problem+json"
+CORRELATION_HEADER = "x-correlation-id"
+
+
+class Problem(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[dict] | None = None
+
+
+PROBLEM_RESPONSES: dict[int | str, dict] = {
+    code: {"model": Problem, "content": {PROBLEM: {}}} for code in (401, 403, 404, 409, 422)
+}
+
+Limit = Annotated[int, Query(ge=1, le=250, description="page size")]
+Cursor = Annotated[str | None, Query(description="opaque cursor from the previous page's next_cursor")]
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra: object) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
+        return problem(exc.status, exc.title, exc.detail, errors=exc.errors, **exc.extra)
+
+    @app.exception_handler(IllegalTransition)
+    async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
+        return problem(409, "Conflict", str(exc), current_status=exc.current)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]} for e in exc.errors()
+        ]
+        fields = ", ".join(e["field"] or "body" for e in errors)
+        status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
+        return problem(status, "Invalid request", f"invalid fields: {fields}", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("http.unhandled", path=request.url.path)
+        return problem(
+            500,
+            "Internal server error",
+            "the error was logged with this correlation id",
+            correlation_id=correlation_id(),
+        )
+
+
+class RequestContextMiddleware:
+    """Binds the correlation id (taken from X-Correlation-ID or new), returns it, and refuses bodies over the
+    size limit before they are read into memory."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        cid = bind_correlation_id(headers.get(CORRELATION_HEADER.encode(), b"").decode()[:128] or None)
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            await problem(413, "Content too large", f"the body limit is {self.max_body_bytes} bytes")(
+                scope, receive, send
+            )
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise _BodyTooLarge
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((CORRELATION_HEADER.encode(), cid.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            await problem(413, "Content too large", f"the body limit is {self.max_body_bytes} bytes")(
+                scope, receive, send
+            )
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def install_health(app: FastAPI, ready_check: Callable[[], Awaitable[dict[str, bool]]]) -> None:
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Database and Kafka are reachable")
+    async def readyz() -> JSONResponse:
+        checks = await ready_check()
+        ok = all(checks.values())
+        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
+
+
+def _engine(request: Request) -> AsyncEngine:
+    return request.app.state.engine
+
+
+Engine = Annotated[AsyncEngine, Depends(_engine)]

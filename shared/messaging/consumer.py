@@ -1,0 +1,193 @@
+"""Idempotent event consumers.
+
+Auto-commit is off. Each message is handled in one database transaction that also records its `event_id`, so a
+redelivered event has no second effect; the Kafka offset is committed only after that transaction. A message
+that keeps failing is sent to the group's dead-letter topic with the error after `max_attempts` tries, so it
+cannot block its partition. Infrastructure failures (database or broker unreachable) are not the message's
+fault: they are retried without limit and never dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.events import IntegrationEvent, parse_event
+from shared.logging import bind_correlation_id, get_logger
+
+log = get_logger(__name__)
+
+EventHandler = Callable[[AsyncConnection, IntegrationEvent], Awaitable[None]]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Failures of the infrastructure rather than of the message."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError | InterfaceError | ConnectionError | TimeoutError)
+
+
+class EventConsumer:
+    BATCH = 200  # messages per transaction on the fast path
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        engine: AsyncEngine,
+        handled_events: Table,
+        handlers: Mapping[str, EventHandler],
+        producer: AIOKafkaProducer,
+        consumer: AIOKafkaConsumer,
+        dead_letter_topic: str,
+        max_attempts: int = 5,
+    ) -> None:
+        self.name = name
+        self._engine = engine
+        self._handled = handled_events
+        self._handlers = handlers
+        self._producer = producer
+        self._consumer = consumer
+        self._dead_letter_topic = dead_letter_topic
+        self._max_attempts = max_attempts
+
+    async def run(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=1000, max_records=1000)
+            if not batch:
+                continue
+            # Partitions are independent: handle them concurrently, each one in order.
+            await asyncio.gather(*(self._handle_partition(tp, msgs) for tp, msgs in batch.items()))
+
+    async def _handle_partition(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:
+        position = 0
+        while position < len(messages):
+            position = await self._apply_in_one_transaction(messages, position)
+            if position < len(messages):  # that message failed in the batch: alone, with retries
+                await self.handle(messages[position])
+                position += 1
+        await self._commit(tp, messages[-1].offset + 1)
+
+    async def _apply_in_one_transaction(self, messages: list[ConsumerRecord], start: int) -> int:
+        """The fast path: consecutive messages of a partition share one commit, each in its own savepoint.
+        Returns the position of the first message not handled (the end when all were)."""
+        position = start
+        try:
+            async with self._engine.begin() as conn:
+                for message in messages[start : start + self.BATCH]:
+                    try:
+                        event = parse_event(message.value)
+                    except ValidationError:
+                        break
+                    handler = self._handlers.get(event.event_type)
+                    if handler is not None:
+                        bind_correlation_id(event.correlation_id)
+                        try:
+                            async with conn.begin_nested():
+                                await self._apply_in(conn, handler, event)
+                        except Exception:
+                            break
+                    position += 1
+        except Exception as exc:  # the commit failed: nothing of this batch happened
+            log.warning("consumer.batch_failed", consumer=self.name, error=repr(exc))
+            return start
+        return position
+
+    async def _commit(self, tp: TopicPartition, offset: int) -> None:
+        try:
+            await self._consumer.commit({tp: offset})
+        except Exception as exc:  # a rebalance took the partition: the next owner re-reads, handlers dedupe
+            log.warning("consumer.commit_failed", consumer=self.name, partition=tp.partition, error=str(exc))
+
+    async def handle(self, message: ConsumerRecord) -> None:
+        try:
+            event = parse_event(message.value)
+        except ValidationError as exc:
+            await self._dead_letter(message, f"malformed event: {exc}", attempts=1)
+            return
+        handler = self._handlers.get(event.event_type)
+        if handler is None:
+            return  # not an event this service needs
+        bind_correlation_id(event.correlation_id)
+        attempts, delay = 0, 0.05
+        while True:
+            try:
+                await self._apply(handler, event)
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    attempts += 1
+                    if attempts >= self._max_attempts:
+                        log.error(
+                            "consumer.gave_up",
+                            consumer=self.name,
+                            event_id=str(event.event_id),
+                            event_type=event.event_type,
+                            error=repr(exc),
+                        )
+                        await self._dead_letter(message, repr(exc), attempts)
+                        return
+                log.warning(
+                    "consumer.retry",
+                    consumer=self.name,
+                    event_id=str(event.event_id),
+                    error=repr(exc),
+                    transient=is_transient(exc),
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _apply(self, handler: EventHandler, event: IntegrationEvent) -> None:
+        async with self._engine.begin() as conn:
+            await self._apply_in(conn, handler, event)
+
+    async def _apply_in(self, conn: AsyncConnection, handler: EventHandler, event: IntegrationEvent) -> None:
+        """Record the event id and run the handler in the same transaction: a redelivery has no second effect."""
+        first_time = (
+            await conn.execute(
+                pg_insert(self._handled)
+                .values(consumer=self.name, event_id=event.event_id)
+                .on_conflict_do_nothing()
+                .returning(self._handled.c.event_id)
+            )
+        ).first()
+        if first_time is None:
+            log.info("consumer.duplicate_skipped", consumer=self.name, event_id=str(event.event_id))
+            return
+        await handler(conn, event)
+
+    async def _dead_letter(self, message: ConsumerRecord, error: str, attempts: int) -> None:
+        headers = [
+            *(message.headers or ()),
+            ("error", error[:4000].encode()),
+            ("attempts", str(attempts).encode()),
+            ("original_topic", message.topic.encode()),
+            ("original_partition", str(message.partition).encode()),
+            ("original_offset", str(message.offset).encode()),
+            ("consumer", self.name.encode()),
+        ]
+        delay = 0.1
+        while True:  # losing the message is not an option: retry until the broker takes it
+            try:
+                await self._producer.send_and_wait(
+                    self._dead_letter_topic, value=message.value, key=message.key, headers=headers
+                )
+                log.error(
+                    "consumer.dead_lettered",
+                    consumer=self.name,
+                    topic=message.topic,
+                    offset=message.offset,
+                    error=error[:500],
+                )
+                return
+            except Exception as exc:
+                log.warning("consumer.dead_letter_retry", error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)

@@ -1,0 +1,60 @@
+"""Kafka clients configured the one way every service uses them."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.logging import get_logger
+from shared.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+
+def make_producer(settings: ServiceSettings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=settings.service_name,
+        enable_idempotence=True,  # acks=all, no duplicates from the producer's own retries
+        linger_ms=2,
+        request_timeout_ms=15000,
+    )
+
+
+def make_consumer(settings: ServiceSettings, *topic_names: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *(settings.topic(t) for t in topic_names),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=settings.service_name,
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=1000,
+    )
+
+
+async def ensure_topics(settings: ServiceSettings, names: list[str]) -> None:
+    """Create the topics a service uses if they are missing (partitions from settings; keyed by order id)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in dict.fromkeys(names) if n not in existing]
+        if not missing:
+            return
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    n, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication_factor
+                )
+                for n in missing
+            ]
+        )
+        for topic, code, *message in response.topic_errors:
+            if code not in (0, TopicAlreadyExistsError.errno):  # another instance may have created it meanwhile
+                raise RuntimeError(f"cannot create topic {topic}: error {code} {message}")
+        log.info("kafka.topics_created", topics=missing)
+    finally:
+        await admin.close()

@@ -1,0 +1,154 @@
+"""The one shape every service has: a FastAPI app whose lifespan runs the outbox relay and the event consumer
+beside the HTTP routes, over the service's own schema."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import MetaData, Table, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared import topics
+from shared.auth import TokenVerifier
+from shared.db import make_engine
+from shared.http import RequestContextMiddleware, install_error_handlers, install_health
+from shared.logging import configure_logging, get_logger
+from shared.messaging.consumer import EventConsumer, EventHandler
+from shared.messaging.kafka import ensure_topics, make_consumer, make_producer
+from shared.messaging.outbox import OutboxRelay
+from shared.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class ServiceDefinition:
+    settings: ServiceSettings
+    metadata: MetaData
+    routers: list[APIRouter]
+    description: str
+    handlers: Mapping[str, EventHandler] = field(default_factory=dict)
+    consumes: tuple[str, ...] = ()
+    on_start: Callable[[FastAPI], Awaitable[None]] | None = None
+
+    def table(self, name: str) -> Table:
+        return self.metadata.tables[f"{self.settings.db_schema}.{name}"]
+
+
+def create_app(service: ServiceDefinition) -> FastAPI:
+    settings = service.settings
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings)
+        producer = make_producer(settings)
+        app.state.engine = engine
+        app.state.producer = producer
+        dead_letter = settings.topic(topics.dead_letter(settings.service_name))
+        await ensure_topics(settings, [*(settings.topic(t) for t in topics.ALL), dead_letter])
+        await producer.start()
+        tasks = [
+            asyncio.create_task(
+                OutboxRelay(
+                    engine,
+                    service.table("outbox"),
+                    producer,
+                    dsn=settings.asyncpg_dsn,
+                    topic_prefix=settings.topic_prefix,
+                    batch_size=settings.outbox_batch_size,
+                ).run(),
+                name="outbox-relay",
+            )
+        ]
+        consumer = None
+        if service.handlers:
+            consumer = make_consumer(settings, *service.consumes)
+            await consumer.start()
+            tasks.append(
+                asyncio.create_task(
+                    EventConsumer(
+                        name=settings.service_name,
+                        engine=engine,
+                        handled_events=service.table("handled_events"),
+                        handlers=service.handlers,
+                        producer=producer,
+                        consumer=consumer,
+                        dead_letter_topic=dead_letter,
+                        max_attempts=settings.consumer_max_attempts,
+                    ).run(),
+                    name="event-consumer",
+                )
+            )
+        for task in tasks:
+            task.add_done_callback(_crash_on_unexpected_exit)
+        if service.on_start:
+            await service.on_start(app)
+        log.info("service.started", port=settings.port)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.remove_done_callback(_crash_on_unexpected_exit)
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if consumer is not None:
+                await consumer.stop()
+            await producer.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title=f"{settings.service_name} service",
+        description=service.description,
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.token_verifier = TokenVerifier(settings)
+    app.state.definition = service
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+
+    async def ready() -> dict[str, bool]:
+        return {"database": await _database_ok(app.state.engine), "kafka": await _kafka_ok(app)}
+
+    install_health(app, ready)
+    for router in service.routers:
+        app.include_router(router)
+    return app
+
+
+def _crash_on_unexpected_exit(task: asyncio.Task) -> None:
+    """A relay or consumer must never stop while the service serves: let the supervisor restart the process."""
+    if task.cancelled():
+        return
+    log.critical("service.background_task_died", task=task.get_name(), error=repr(task.exception()))
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _database_ok(engine: AsyncEngine) -> bool:
+    try:
+        async with asyncio.timeout(2):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+async def _kafka_ok(app: FastAPI) -> bool:
+    try:
+        async with asyncio.timeout(2):
+            await app.state.producer.client.fetch_all_metadata()
+        return True
+    except Exception:
+        return False

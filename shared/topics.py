@@ -1,0 +1,14 @@
+"""Every Kafka topic, in one place. Each topic carries the events of one producing service, keyed by order id,
+so all events about one order from one service stay in order on one partition."""
+
+STORE_ORDERS = "store-orders"  # sync -> OrderSynced, StoreOrderCancelled
+ORDERS = "orders"  # orders -> OrderStatusChanged, OrderReadyForCheckout
+PAYMENTS = "payments"  # checkout -> PaymentStarted, OrderPaid, PaymentFailed
+FULFILLMENT = "fulfillment"  # tracking -> OrderShipped
+
+ALL = (STORE_ORDERS, ORDERS, PAYMENTS, FULFILLMENT)
+
+
+def dead_letter(consumer_group: str) -> str:
+    """Messages a consumer group gave up on, with the error in their headers."""
+    return f"dead-letter.{consumer_group}"
