@@ -68,6 +68,7 @@ class StoreOrder(Model):
     """A store's order, normalised from Shopify or WooCommerce."""
 
     store_id: str
+    store_name: str = ""
     platform: Literal["shopify", "woocommerce"]
     external_order_id: str
     order_name: str
@@ -81,6 +82,11 @@ class StoreOrder(Model):
     lines: list[StoreOrderLine]
     store_created_at: datetime
     store_updated_at: datetime
+    tags: list[str] = []
+    customer_notified_by_store: bool = Field(
+        default=False,
+        description="the store's setting when synced: the store platform emails the customer the tracking itself",
+    )
 
 
 class OrderSyncedPayload(Model):
@@ -133,23 +139,71 @@ class PayableLine(Model):
     unit_weight_grams: int = Field(ge=0)
 
 
+class ShippingChoice(Model):
+    """The shipping method an order is paid with, and why it was chosen."""
+
+    method_id: str
+    name: str = Field(examples=["YunExpress Global Direct"])
+    carrier: str = Field(description="the carrier name the stores accept", examples=["YunExpress"])
+    price: Money
+    delivery_days_min: int = Field(ge=0)
+    delivery_days_max: int = Field(ge=0)
+    rule_id: str | None = None
+    rule_reason: str | None = None
+
+
 class PayableOrderPayload(Model):
-    """What checkout and tracking need to price, pay and pack an order without asking orders."""
+    """What checkout and tracking need to price, pay, pack and announce an order without asking orders."""
 
     store_id: str
+    store_name: str = ""
     order_name: str
     currency: str = Field(description="the currency the agent charges in (the catalog's)")
     lines: list[PayableLine]
-    packaging: list[PayableLine] = []
+    packaging: list[PayableLine] = Field(default=[], description="the merchant's packaging items and cards")
     shipping_address: Address
     customer_email: str | None = None
     customer_locale: str | None = None
+    customer_notified_by_store: bool = False
+    store_total: Money | None = Field(default=None, description="what the end customer paid the store")
 
 
 class OrderReadyForCheckout(IntegrationEvent):
+    """Sent when an order enters To Order, and again when its lines, address or packaging change there."""
+
     topic: ClassVar[str] = topics.ORDERS
     event_type: Literal["OrderReadyForCheckout"] = "OrderReadyForCheckout"
     payload: PayableOrderPayload
+
+
+class RefundApprovedPayload(Model):
+    refund_id: str
+    amount: Money
+    reason: str
+    external_line_ids: list[str] = []
+
+
+class RefundApproved(IntegrationEvent):
+    """Ops approved a refund; checkout pays it back the way the order was paid."""
+
+    topic: ClassVar[str] = topics.ORDERS
+    event_type: Literal["RefundApproved"] = "RefundApproved"
+    payload: RefundApprovedPayload
+
+
+class ReshipmentApprovedPayload(Model):
+    reshipment_id: str
+    reason: str
+    order: PayableOrderPayload = Field(description="the lines to send again and where")
+    shipping: ShippingChoice | None = None
+
+
+class ReshipmentApproved(IntegrationEvent):
+    """Ops approved a reshipment; tracking opens a new fulfillment linked to the order's first one."""
+
+    topic: ClassVar[str] = topics.ORDERS
+    event_type: Literal["ReshipmentApproved"] = "ReshipmentApproved"
+    payload: ReshipmentApprovedPayload
 
 
 # --- checkout -> -----------------------------------------------------------------------------------------------
@@ -168,7 +222,7 @@ class PaymentStarted(IntegrationEvent):
 
 
 class OrderPaidPayload(PaymentPayload):
-    shipping_method: str | None = None
+    shipping: ShippingChoice | None = None
     order: PayableOrderPayload
 
 
@@ -188,6 +242,29 @@ class PaymentFailed(IntegrationEvent):
     payload: PaymentFailedPayload
 
 
+class RefundCompletedPayload(Model):
+    refund_id: str
+    amount: Money
+    method: Literal["balance", "card"]
+
+
+class RefundCompleted(IntegrationEvent):
+    topic: ClassVar[str] = topics.PAYMENTS
+    event_type: Literal["RefundCompleted"] = "RefundCompleted"
+    payload: RefundCompletedPayload
+
+
+class RefundFailedPayload(Model):
+    refund_id: str
+    reason: str
+
+
+class RefundFailed(IntegrationEvent):
+    topic: ClassVar[str] = topics.PAYMENTS
+    event_type: Literal["RefundFailed"] = "RefundFailed"
+    payload: RefundFailedPayload
+
+
 # --- tracking -> -----------------------------------------------------------------------------------------------
 
 
@@ -198,13 +275,46 @@ class OrderShippedPayload(Model):
     tracking_number: str
     tracking_url: str
     shipped_at: AwareDatetime
-    is_reshipment: bool = False
+    reshipment_id: str | None = Field(default=None, description="set when this shipment is a reshipment")
+    store_id: str = ""
+    external_order_id: str | None = None
 
 
 class OrderShipped(IntegrationEvent):
+    """A parcel left with the carrier; a reshipment's parcel too (then `reshipment_id` is set)."""
+
     topic: ClassVar[str] = topics.FULFILLMENT
     event_type: Literal["OrderShipped"] = "OrderShipped"
     payload: OrderShippedPayload
+
+
+CarrierStatus = Literal[
+    "Pending",
+    "InfoReceived",
+    "InTransit",
+    "OutForDelivery",
+    "AttemptFail",
+    "Delivered",
+    "AvailableForPickup",
+    "Exception",
+    "Expired",
+]
+
+
+class ShipmentStatusChangedPayload(Model):
+    shipment_id: str
+    tracking_number: str
+    status: CarrierStatus
+    checkpoint_at: AwareDatetime
+    message: str = ""
+
+
+class ShipmentStatusChanged(IntegrationEvent):
+    """The carrier reported a status that matters to others (delivered, exception)."""
+
+    topic: ClassVar[str] = topics.FULFILLMENT
+    event_type: Literal["ShipmentStatusChanged"] = "ShipmentStatusChanged"
+    payload: ShipmentStatusChangedPayload
 
 
 CATALOG: tuple[type[IntegrationEvent], ...] = (
@@ -212,10 +322,15 @@ CATALOG: tuple[type[IntegrationEvent], ...] = (
     StoreOrderCancelled,
     OrderStatusChanged,
     OrderReadyForCheckout,
+    RefundApproved,
+    ReshipmentApproved,
     PaymentStarted,
     OrderPaid,
     PaymentFailed,
+    RefundCompleted,
+    RefundFailed,
     OrderShipped,
+    ShipmentStatusChanged,
 )
 
 AnyEvent = Annotated[
@@ -223,10 +338,15 @@ AnyEvent = Annotated[
     | StoreOrderCancelled
     | OrderStatusChanged
     | OrderReadyForCheckout
+    | RefundApproved
+    | ReshipmentApproved
     | PaymentStarted
     | OrderPaid
     | PaymentFailed
-    | OrderShipped,
+    | RefundCompleted
+    | RefundFailed
+    | OrderShipped
+    | ShipmentStatusChanged,
     Field(discriminator="event_type"),
 ]
 _any_event: TypeAdapter[IntegrationEvent] = TypeAdapter(AnyEvent)

@@ -2,9 +2,9 @@
 so all events about one order from one service stay in order on one partition."""
 
 STORE_ORDERS = "store-orders"  # sync -> OrderSynced, StoreOrderCancelled
-ORDERS = "orders"  # orders -> OrderStatusChanged, OrderReadyForCheckout
-PAYMENTS = "payments"  # checkout -> PaymentStarted, OrderPaid, PaymentFailed
-FULFILLMENT = "fulfillment"  # tracking -> OrderShipped
+ORDERS = "orders"  # orders -> OrderStatusChanged, OrderReadyForCheckout, RefundApproved, ReshipmentApproved
+PAYMENTS = "payments"  # checkout -> PaymentStarted, OrderPaid, PaymentFailed, RefundCompleted, RefundFailed
+FULFILLMENT = "fulfillment"  # tracking -> OrderShipped, ShipmentStatusChanged
 
 ALL = (STORE_ORDERS, ORDERS, PAYMENTS, FULFILLMENT)
 

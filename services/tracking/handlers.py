@@ -31,7 +31,7 @@ async def on_order_paid(conn: AsyncConnection, event: OrderPaid) -> None:
                 payment_id=event.payload.payment_id,
                 step=Step.PURCHASING.value,
                 order=event.payload.order.model_dump(mode="json"),
-                shipping_method=event.payload.shipping_method,
+                shipping_method=event.payload.shipping.name if event.payload.shipping else None,
                 paid_at=event.occurred_at,
             )
             .on_conflict_do_nothing()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -56,5 +58,19 @@ async def ensure_topics(settings: ServiceSettings, names: list[str]) -> None:
             if code not in (0, TopicAlreadyExistsError.errno):  # another instance may have created it meanwhile
                 raise RuntimeError(f"cannot create topic {topic}: error {code} {message}")
         log.info("kafka.topics_created", topics=missing)
+        await _wait_for_leaders(admin, missing)
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """New partitions take a moment to get a leader; clients that start before then log errors and retry."""
+    async with asyncio.timeout(15):
+        while True:
+            described = await admin.describe_topics(names)
+            if all(
+                t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+                for t in described
+            ):
+                return
+            await asyncio.sleep(0.05)

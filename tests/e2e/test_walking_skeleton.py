@@ -16,16 +16,18 @@ from shared import topics
 from shared.events import parse_event
 from tests.kafka import read_topic
 from tools import demo
-from tools.stack import Stack
+from tools.stack import SERVICES, Stack, free_ports
 
 pytestmark = pytest.mark.e2e
-
-PORTS = {"sync": 18001, "orders": 18002, "checkout": 18003, "tracking": 18004}
 
 
 @pytest.fixture(scope="module")
 def stack(migrated, tmp_path_factory):
-    stack = Stack(migrated, ports=PORTS, log_dir=tmp_path_factory.mktemp("logs"))
+    stack = Stack(
+        migrated,
+        ports=dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True)),
+        log_dir=tmp_path_factory.mktemp("logs"),
+    )
     stack.start_all(timeout=60)
     yield stack
     stack.stop()
