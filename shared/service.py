@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import MetaData, Table, text
@@ -37,6 +38,8 @@ class ServiceDefinition:
     handlers: Mapping[str, EventHandler] = field(default_factory=dict)
     consumes: tuple[str, ...] = ()
     on_start: Callable[[FastAPI], Awaitable[None]] | None = None
+    # Long-running loops beside the relay and the consumer (polling, senders); each gets the app.
+    background: tuple[Callable[[FastAPI], Coroutine[Any, Any, None]], ...] = ()
 
     def table(self, name: str) -> Table:
         return self.metadata.tables[f"{self.settings.db_schema}.{name}"]
@@ -87,10 +90,11 @@ def create_app(service: ServiceDefinition) -> FastAPI:
                     name="event-consumer",
                 )
             )
-        for task in tasks:
-            task.add_done_callback(_crash_on_unexpected_exit)
         if service.on_start:
             await service.on_start(app)
+        tasks += [asyncio.create_task(loop(app), name=loop.__name__) for loop in service.background]
+        for task in tasks:
+            task.add_done_callback(_crash_on_unexpected_exit)
         log.info("service.started", port=settings.port)
         try:
             yield

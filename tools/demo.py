@@ -98,7 +98,7 @@ def shopify_headers(
     secret: str = WEBHOOK_SECRET,
     webhook_id: str | None = None,
 ) -> dict[str, str]:
-    from services.sync.domain.signatures import hmac_sha256_base64
+    from shared.signatures import hmac_sha256_base64
 
     return {
         "Content-Type": "application/json",

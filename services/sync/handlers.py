@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.sync.adapters.secrets import SecretBox
 from services.sync.adapters.tables import outbox, store_orders, stores, webhook_deliveries
 from services.sync.domain import shopify
-from services.sync.domain.signatures import valid_base64_hmac
 from shared.clock import utcnow
 from shared.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from shared.events import OrderSynced, OrderSyncedPayload, StoreOrderCancelled, StoreOrderCancelledPayload
 from shared.messaging.outbox import add_events
+from shared.signatures import valid_base64_hmac
 
 # Our order id for a store order is derived from the store and the store's id, so every delivery, retry or
 # poll of the same store order maps to the same id, whichever instance handles it.

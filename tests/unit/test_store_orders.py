@@ -3,7 +3,7 @@ import json
 import pytest
 
 from services.sync.domain import shopify
-from services.sync.domain.signatures import hmac_sha256_base64, valid_base64_hmac
+from shared.signatures import hmac_sha256_base64, valid_base64_hmac
 from tools.demo import shopify_order
 
 

@@ -1,4 +1,5 @@
-"""Webhook signatures, checked on the raw body in constant time before anything is parsed."""
+"""Webhook signatures (Shopify, WooCommerce, AfterShip sign alike), checked on the raw body in constant time before
+anything is parsed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ def hmac_sha256_base64(secret: str, body: bytes) -> str:
 
 
 def valid_base64_hmac(secret: str, body: bytes, signature: str | None) -> bool:
-    """Shopify (X-Shopify-Hmac-Sha256) and WooCommerce (X-WC-Webhook-Signature) sign alike."""
+    """Base64 HMAC-SHA256 of the raw body: X-Shopify-Hmac-Sha256, X-WC-Webhook-Signature, aftership-hmac-sha256."""
     if not signature:
         return False
     return hmac.compare_digest(hmac_sha256_base64(secret, body).encode(), signature.strip().encode())
