@@ -125,7 +125,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_later_messages_fl
     # An event that fails every time: payment for an order this service never heard of.
     failing = OrderPaid(
         merchant_id="m-consumer",
-        order_id=order_id,
+        order_id=str(uuid.uuid4()),
         payload=OrderPaidPayload(
             payment_id="p1",
             method="balance",
@@ -138,7 +138,9 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_later_messages_fl
     later = synced(order_id, f"ext-{uuid.uuid4().hex[:8]}")
     await produce(settings.kafka_bootstrap_servers, settings.topic(topics.STORE_ORDERS), (key, b"{not an event"))
     await produce(
-        settings.kafka_bootstrap_servers, settings.topic(topics.PAYMENTS), (key, failing.model_dump_json().encode())
+        settings.kafka_bootstrap_servers,
+        settings.topic(topics.PAYMENTS),
+        (failing.key(), failing.model_dump_json().encode()),
     )
     await produce(
         settings.kafka_bootstrap_servers, settings.topic(topics.STORE_ORDERS), (key, later.model_dump_json().encode())
