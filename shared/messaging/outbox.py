@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
@@ -81,26 +82,48 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
 
     async def run(self) -> None:
-        listener = _Listener(self._dsn, notify_channel(self._outbox.schema or "public"), self._wakeup)
-        try:
-            await listener.start()
-            backoff = 0.1
-            while True:
-                # Cleared before the batch: a NOTIFY that arrives while it is being sent must not be lost.
-                self._wakeup.clear()
-                try:
-                    published = await self.publish_batch()
-                    backoff = 0.1
-                except Exception as exc:  # database or broker down: keep trying, never give up on an event
-                    log.warning("outbox.relay_error", error=str(exc), retry_in=backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
-                if published < self._batch_size:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), self._idle_poll)
-        finally:
-            await listener.stop()
+        """Lead, then publish until the leading connection is lost; then try to lead again.
+
+        One relay per service publishes at a time (a PostgreSQL advisory lock held by its LISTEN connection),
+        so events leave in outbox order and one order's events keep their order even with several instances.
+        The others wait on the lock and take over within moments when the leader dies.
+        """
+        while True:
+            try:
+                async with _leadership(
+                    self._dsn, notify_channel(self._outbox.schema or "public"), self._wakeup
+                ) as lost:
+                    publishing = asyncio.create_task(self._publish_loop())
+                    try:
+                        await asyncio.wait(
+                            {publishing, asyncio.create_task(lost.wait())}, return_when=asyncio.FIRST_COMPLETED
+                        )
+                    finally:
+                        publishing.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await publishing
+                log.warning("outbox.leadership_lost")
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.info("outbox.leadership_retry", error=str(exc))
+            await asyncio.sleep(0.5)
+
+    async def _publish_loop(self) -> None:
+        self._wakeup.set()  # rows may have arrived before we led
+        backoff = 0.1
+        while True:
+            # Cleared before the batch: a NOTIFY that arrives while it is being sent must not be lost.
+            self._wakeup.clear()
+            try:
+                published = await self.publish_batch()
+                backoff = 0.1
+            except Exception as exc:  # database or broker down: keep trying, never give up on an event
+                log.warning("outbox.relay_error", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if published < self._batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._idle_poll)
 
     async def publish_batch(self) -> int:
         """Publish one batch; returns how many rows were claimed."""
@@ -152,34 +175,18 @@ class OutboxRelay:
             return failed
 
 
-class _Listener:
-    """A dedicated connection that LISTENs on the outbox channel and re-connects when it drops."""
-
-    def __init__(self, dsn: str, channel: str, wakeup: asyncio.Event) -> None:
-        self._dsn, self._channel, self._wakeup = dsn, channel, wakeup
-        self._conn: asyncpg.Connection | None = None
-        self._task: asyncio.Task | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._keep_listening())
-
-    async def _keep_listening(self) -> None:
-        while True:
-            try:
-                closed = asyncio.Event()
-                self._conn = await asyncpg.connect(self._dsn)
-                self._conn.add_termination_listener(lambda _, done=closed: done.set())
-                await self._conn.add_listener(self._channel, lambda *_: self._wakeup.set())
-                self._wakeup.set()  # rows may have arrived while we were not listening
-                await closed.wait()
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.info("outbox.listener_reconnect", error=str(exc))
-            await asyncio.sleep(0.5)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._conn and not self._conn.is_closed():
-            await self._conn.close()
+@contextlib.asynccontextmanager
+async def _leadership(dsn: str, channel: str, wakeup: asyncio.Event) -> AsyncIterator[asyncio.Event]:
+    """Holds the relay lock of this outbox and LISTENs on its channel; the event yielded is set when the
+    connection (and with it the lock) is lost."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _: lost.set())
+        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"{channel}:relay")  # waits while another leads
+        await conn.add_listener(channel, lambda *_: wakeup.set())
+        log.info("outbox.leading", channel=channel)
+        yield lost
+    finally:
+        if not conn.is_closed():
+            await conn.close(timeout=2)

@@ -4,7 +4,7 @@ import asyncio
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from services.orders.adapters.tables import outbox
 from shared import topics
@@ -110,3 +110,31 @@ async def test_the_relay_wakes_on_notify_without_waiting_for_its_poll(relay_part
         await wait_for_empty_outbox(engine, [event.event_id], timeout=5)
     finally:
         task.cancel()
+
+
+async def test_one_relay_leads_and_another_takes_over_when_it_dies(relay_parts):
+    settings, engine, producer = relay_parts
+    first = asyncio.create_task(relay(settings, engine, producer).run())
+    await asyncio.sleep(0.5)
+    second = asyncio.create_task(relay(settings, engine, producer).run())
+    try:
+        async with engine.connect() as conn:  # exactly one of them holds the relay lock
+            holders = await conn.scalar(
+                select(func.count())
+                .select_from(text("pg_locks"))
+                .where(
+                    text(
+                        "locktype = 'advisory' AND granted"
+                        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                    )
+                )
+            )
+        assert holders == 1
+        first.cancel()  # the leader dies; its connection and lock go with it
+        event = status_event(str(uuid.uuid4()))
+        async with engine.begin() as conn:
+            await add_events(conn, outbox, event)
+        await wait_for_empty_outbox(engine, [event.event_id], timeout=10)
+    finally:
+        first.cancel()
+        second.cancel()
