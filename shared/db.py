@@ -78,7 +78,7 @@ def make_engine(settings: ServiceSettings) -> AsyncEngine:
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         connect_args={"server_settings": {"application_name": settings.service_name}},
     )
 

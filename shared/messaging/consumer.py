@@ -27,6 +27,12 @@ log = get_logger(__name__)
 EventHandler = Callable[[AsyncConnection, IntegrationEvent], Awaitable[None]]
 
 
+class _HandlerFailed(Exception):
+    def __init__(self, position: int) -> None:
+        super().__init__(f"handler failed at position {position}")
+        self.position = position
+
+
 def is_transient(exc: BaseException) -> bool:
     """Failures of the infrastructure rather than of the message."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -69,36 +75,58 @@ class EventConsumer:
     async def _handle_partition(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:
         position = 0
         while position < len(messages):
-            position = await self._apply_in_one_transaction(messages, position)
-            if position < len(messages):  # that message failed in the batch: alone, with retries
+            applied, next_needs_care = await self._apply_batch(messages[position : position + self.BATCH])
+            position += applied
+            if next_needs_care:  # malformed, failing, or the database is away: alone, with retries
                 await self.handle(messages[position])
                 position += 1
         await self._commit(tp, messages[-1].offset + 1)
 
-    async def _apply_in_one_transaction(self, messages: list[ConsumerRecord], start: int) -> int:
-        """The fast path: consecutive messages of a partition share one commit, each in its own savepoint.
-        Returns the position of the first message not handled (the end when all were)."""
-        position = start
-        try:
-            async with self._engine.begin() as conn:
-                for message in messages[start : start + self.BATCH]:
-                    try:
-                        event = parse_event(message.value)
-                    except ValidationError:
-                        break
-                    handler = self._handlers.get(event.event_type)
-                    if handler is not None:
-                        bind_correlation_id(event.correlation_id)
-                        try:
-                            async with conn.begin_nested():
-                                await self._apply_in(conn, handler, event)
-                        except Exception:
-                            break
-                    position += 1
-        except Exception as exc:  # the commit failed: nothing of this batch happened
-            log.warning("consumer.batch_failed", consumer=self.name, error=repr(exc))
-            return start
-        return position
+    async def _apply_batch(self, messages: list[ConsumerRecord]) -> tuple[int, bool]:
+        """The fast path: consecutive messages of one partition in one transaction, deduplicated with one
+        statement. Returns how many were applied and whether the message after them needs the slow path."""
+        events: list[IntegrationEvent] = []
+        for message in messages:
+            try:
+                events.append(parse_event(message.value))
+            except ValidationError:
+                break
+        limit = len(events)
+        while limit:
+            try:
+                async with self._engine.begin() as conn:
+                    await self._apply_all(conn, events[:limit])
+                return limit, limit < len(messages)
+            except _HandlerFailed as failed:
+                limit = failed.position  # apply what came before it; it goes the slow way
+            except Exception as exc:  # the transaction itself failed: nothing of it happened
+                log.warning("consumer.batch_failed", consumer=self.name, error=repr(exc))
+                return 0, True
+        return 0, True
+
+    async def _apply_all(self, conn: AsyncConnection, events: list[IntegrationEvent]) -> None:
+        wanted = [e for e in events if e.event_type in self._handlers]
+        if not wanted:
+            return
+        fresh = set(
+            (
+                await conn.execute(
+                    pg_insert(self._handled)
+                    .values([{"consumer": self.name, "event_id": e.event_id} for e in wanted])
+                    .on_conflict_do_nothing()
+                    .returning(self._handled.c.event_id)
+                )
+            ).scalars()
+        )
+        for event in wanted:
+            if event.event_id not in fresh:
+                continue  # handled before: a redelivery
+            fresh.discard(event.event_id)  # the same event twice in one batch has one effect too
+            bind_correlation_id(event.correlation_id)
+            try:
+                await self._handlers[event.event_type](conn, event)
+            except Exception as exc:
+                raise _HandlerFailed(events.index(event)) from exc
 
     async def _commit(self, tp: TopicPartition, offset: int) -> None:
         try:
