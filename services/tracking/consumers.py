@@ -3,8 +3,9 @@
 from services.tracking import handlers
 from shared import topics
 
-CONSUMES = (topics.PAYMENTS,)
+CONSUMES = (topics.PAYMENTS, topics.ORDERS)
 
 HANDLERS = {
     "OrderPaid": handlers.on_order_paid,
+    "ReshipmentApproved": handlers.on_reshipment_approved,
 }
