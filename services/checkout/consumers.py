@@ -8,4 +8,5 @@ CONSUMES = (topics.ORDERS,)
 HANDLERS = {
     "OrderReadyForCheckout": handlers.on_order_ready,
     "OrderStatusChanged": handlers.on_order_status_changed,
+    "RefundApproved": handlers.on_refund_approved,
 }

@@ -5,10 +5,18 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.checkout import shipping_handlers
+from services.checkout.adapters import shipping_repo
+from services.checkout.adapters.payment_provider import (
+    PaymentProvider,
+    ProviderRejected,
+    ProviderUnavailable,
+    default_provider,
+)
 from services.checkout.adapters.tables import (
     checkout_orders,
     checkouts,
@@ -16,29 +24,47 @@ from services.checkout.adapters.tables import (
     outbox,
     payable_orders,
     payments,
+    refunds,
     wallets,
 )
 from services.checkout.domain import ledger
 from services.checkout.domain.pricing import price
-from shared.errors import Conflict, NotFound, PaymentRequired, Unprocessable
+from services.checkout.domain.shipping import Unavailable, parcel_of, quote
+from services.checkout.settings import get_settings
+from shared.errors import Conflict, NotFound, PaymentRequired, ProblemError, Unprocessable
 from shared.events import (
     OrderPaid,
     OrderPaidPayload,
     OrderReadyForCheckout,
     OrderStatusChanged,
     PayableOrderPayload,
+    PaymentFailed,
+    PaymentFailedPayload,
     PaymentPayload,
     PaymentStarted,
+    RefundApproved,
+    RefundCompleted,
+    RefundCompletedPayload,
+    RefundFailed,
+    RefundFailedPayload,
+    ShippingChoice,
 )
 from shared.messaging.outbox import add_events
 from shared.money import Money
 
 PAYABLE = ("to_order", "pending")
+PAYMENT_IDS = uuid.UUID("5b0c6f43-5a0e-4d3c-9a55-1f9b3c1e7d20")  # namespace of the payment ids derived below
+
+
+class BadGateway(ProblemError):
+    status, title = 502, "Bad gateway"
+
 
 # --- events in ---------------------------------------------------------------------------------------------------
 
 
 async def on_order_ready(conn: AsyncConnection, event: OrderReadyForCheckout) -> None:
+    """Keep the order payable, then let the merchant's shipping rules choose its method."""
     values = {
         "merchant_id": event.merchant_id,
         "status": "to_order",
@@ -51,9 +77,11 @@ async def on_order_ready(conn: AsyncConnection, event: OrderReadyForCheckout) ->
         statement.on_conflict_do_update(
             index_elements=[payable_orders.c.order_id],
             set_=values,
-            where=payable_orders.c.status != "paid",  # a paid order's snapshot never changes
+            # a paid order's snapshot never changes; one being paid by card keeps its state until the provider answers
+            where=payable_orders.c.status.not_in(("paid", "paying")),
         )
     )
+    await shipping_handlers.apply_rules(conn, event.merchant_id, [event.order_id])
 
 
 async def on_order_status_changed(conn: AsyncConnection, event: OrderStatusChanged) -> None:
@@ -85,16 +113,63 @@ async def _lock_payable(conn: AsyncConnection, merchant_id: str, order_ids: list
     for r in rows:
         if r.status not in PAYABLE:
             reason = f" ({r.status_reason})" if r.status_reason else ""
-            raise Conflict(f"order {r.order_id} cannot be paid: it is {r.status}{reason}")
+            state = "being paid by card" if r.status == "paying" else r.status
+            raise Conflict(f"order {r.order_id} cannot be paid: it is {state}{reason}", current_status=r.status)
     return rows
 
 
-async def create_checkout(conn: AsyncConnection, merchant_id: str, order_ids: list[str]) -> str:
-    rows = await _lock_payable(conn, merchant_id, list(dict.fromkeys(order_ids)))
+def _choose_shipping(row, order: PayableOrderPayload, methods: dict, chosen: str | None) -> ShippingChoice | None:
+    """The order's method: the merchant's choice in this checkout, else the one the rules picked."""
+    method_id = chosen or row.shipping_method_id
+    if chosen is None and row.shipping_problem:
+        raise Conflict(
+            f"order {row.order_id} is flagged: {row.shipping_problem}; choose another shipping method for it",
+            current_status="shipping_unavailable",
+        )
+    if method_id is None:
+        return None  # no rule, no default: the agent ships at no charge and picks the carrier itself
+    method = methods.get(method_id)
+    if method is None:
+        raise Unprocessable(f"unknown shipping method {method_id}", errors=[{"field": f"shipping.{row.order_id}"}])
+    answer = quote(method, parcel_of(order))
+    if isinstance(answer, Unavailable):
+        raise Unprocessable(
+            f"{method.name} cannot ship order {row.order_id}: {answer.reason}",
+            errors=[{"field": f"shipping.{row.order_id}", "message": answer.reason}],
+        )
+    return ShippingChoice(
+        method_id=method.id,
+        name=method.name,
+        carrier=method.carrier,
+        price=Money.of(answer.price, order.currency),
+        delivery_days_min=method.delivery_days_min,
+        delivery_days_max=method.delivery_days_max,
+        rule_id=None if chosen else row.shipping_rule_id,
+        rule_reason="chosen by the merchant at checkout" if chosen else row.shipping_reason,
+    )
+
+
+async def create_checkout(
+    conn: AsyncConnection, merchant_id: str, order_ids: list[str], shipping: dict[str, str] | None = None
+) -> str:
+    """Price the orders with their shipping and fees, and snapshot it all."""
+    shipping = shipping or {}
+    order_ids = list(dict.fromkeys(order_ids))
+    strays = sorted(set(shipping) - set(order_ids))
+    if strays:
+        raise Unprocessable(f"shipping given for orders not in the checkout: {', '.join(strays)}")
+    rows = await _lock_payable(conn, merchant_id, order_ids)
     currencies = {r.currency for r in rows}
     if len(currencies) != 1:
         raise Unprocessable(f"orders in one checkout must share a currency, got {', '.join(sorted(currencies))}")
-    priced = [(r, price(PayableOrderPayload.model_validate(r.order))) for r in rows]
+    methods = {m.id: m for m in await shipping_repo.load_methods(conn)}
+    fee = get_settings().order_fee
+    lines = []
+    for r in rows:
+        order = PayableOrderPayload.model_validate(r.order)
+        choice = _choose_shipping(r, order, methods, shipping.get(r.order_id))
+        costs = price(order, shipping=choice.price.amount if choice else Decimal(0), fees=fee)
+        lines.append((r, costs, choice))
     checkout_id = str(uuid.uuid4())
     await conn.execute(
         insert(checkouts).values(
@@ -102,14 +177,20 @@ async def create_checkout(conn: AsyncConnection, merchant_id: str, order_ids: li
             merchant_id=merchant_id,
             status="open",
             currency=currencies.pop(),
-            total=sum((b.total for _, b in priced), Decimal(0)),
+            total=sum((costs.total for _, costs, _ in lines), Decimal(0)),
         )
     )
     await conn.execute(
         insert(checkout_orders),
         [
-            {"checkout_id": checkout_id, "order_id": r.order_id, "breakdown": b.as_dict(), "order": r.order}
-            for r, b in priced
+            {
+                "checkout_id": checkout_id,
+                "order_id": r.order_id,
+                "breakdown": costs.as_dict(),
+                "order": r.order,
+                "shipping": choice.model_dump(mode="json") if choice else None,
+            }
+            for r, costs, choice in lines
         ],
     )
     return checkout_id
@@ -130,12 +211,70 @@ async def get_checkout(conn: AsyncConnection, merchant_id: str, checkout_id: str
     return row, lines
 
 
-async def pay_with_balance(conn: AsyncConnection, merchant_id: str, checkout_id: str) -> str:
-    """Charge the wallet for every order of the checkout at once; each order is announced paid."""
+async def latest_payment(conn: AsyncConnection, checkout_id: str):
+    return (
+        await conn.execute(
+            select(payments).where(payments.c.checkout_id == checkout_id).order_by(payments.c.created_at.desc())
+        )
+    ).first()
+
+
+# --- payments ----------------------------------------------------------------------------------------------------
+
+
+async def _open_for_payment(conn: AsyncConnection, merchant_id: str, checkout_id: str, expected: Money | None):
+    """Lock the checkout and its orders; refuse what cannot be paid now."""
     checkout, lines = await get_checkout(conn, merchant_id, checkout_id, lock=True)
     if checkout.status != "open":
-        raise Conflict(f"checkout {checkout_id} is {checkout.status}")
+        state = "being paid by card" if checkout.status == "paying" else checkout.status
+        raise Conflict(f"checkout {checkout_id} is {state}", current_status=checkout.status)
+    if expected is not None:
+        if expected.currency != checkout.currency:
+            raise Unprocessable(
+                f"currency mismatch: the checkout is in {checkout.currency}, not {expected.currency}",
+                errors=[{"field": "amount.currency"}],
+            )
+        if expected.amount != checkout.total:
+            raise Unprocessable(
+                f"the checkout's total is {checkout.total} {checkout.currency}, not {expected.amount}",
+                errors=[{"field": "amount.amount"}],
+            )
     await _lock_payable(conn, merchant_id, [line.order_id for line in lines])
+    return checkout, lines
+
+
+def _payment(line, payment_id: str, method: str, currency: str) -> PaymentPayload:
+    return PaymentPayload(payment_id=payment_id, method=method, amount=Money.of(line.breakdown["total"], currency))
+
+
+def _paid_events(checkout, lines, payment_id: str, method: str) -> list:
+    return [
+        OrderPaid(
+            merchant_id=checkout.merchant_id,
+            order_id=line.order_id,
+            payload=OrderPaidPayload(
+                **_payment(line, payment_id, method, checkout.currency).model_dump(),
+                shipping=ShippingChoice.model_validate(line.shipping) if line.shipping else None,
+                order=PayableOrderPayload.model_validate(line.order),
+            ),
+        )
+        for line in lines
+    ]
+
+
+async def _set_orders(conn: AsyncConnection, lines, status: str, reason: str | None = None) -> None:
+    await conn.execute(
+        update(payable_orders)
+        .where(payable_orders.c.order_id.in_([line.order_id for line in lines]))
+        .values(status=status, status_reason=reason)
+    )
+
+
+async def pay_with_balance(
+    conn: AsyncConnection, merchant_id: str, checkout_id: str, expected: Money | None = None
+) -> str:
+    """Charge the wallet for every order of the checkout at once; each order is announced paid."""
+    checkout, lines = await _open_for_payment(conn, merchant_id, checkout_id, expected)
     total = Decimal(checkout.total)
     wallet = (
         await conn.execute(
@@ -154,7 +293,7 @@ async def pay_with_balance(conn: AsyncConnection, merchant_id: str, checkout_id:
     except ledger.InsufficientBalance as exc:
         raise PaymentRequired(str(exc), shortfall={"amount": str(exc.shortfall), "currency": exc.currency}) from exc
     payment_id = str(uuid.uuid4())
-    await _post(
+    await post(
         conn,
         merchant_id,
         checkout.currency,
@@ -174,31 +313,205 @@ async def pay_with_balance(conn: AsyncConnection, merchant_id: str, checkout_id:
         )
     )
     await conn.execute(update(checkouts).where(checkouts.c.id == checkout_id).values(status="paid"))
+    await _set_orders(conn, lines, "paid")
+    started = [
+        PaymentStarted(
+            merchant_id=merchant_id,
+            order_id=line.order_id,
+            payload=_payment(line, payment_id, "balance", checkout.currency),
+        )
+        for line in lines
+    ]
+    await add_events(conn, outbox, *started, *_paid_events(checkout, lines, payment_id, "balance"))
+    return payment_id
+
+
+async def pay_with_card(
+    conn: AsyncConnection,
+    merchant_id: str,
+    checkout_id: str,
+    payment_method: str,
+    expected: Money | None = None,
+    provider: PaymentProvider | None = None,
+) -> str:
+    """Start a card payment. The provider's request is keyed by a payment id derived from the checkout and the
+    attempt number, so a request whose transaction was lost (a crash after the provider answered) is replayed
+    by the provider when the merchant retries, never charged twice. Success comes later, by webhook."""
+    checkout, lines = await _open_for_payment(conn, merchant_id, checkout_id, expected)
+    attempt = (
+        await conn.execute(select(func.count()).select_from(payments).where(payments.c.checkout_id == checkout_id))
+    ).scalar_one()
+    payment_id = str(uuid.uuid5(PAYMENT_IDS, f"{checkout_id}:{attempt + 1}"))
+    try:
+        charge = await (provider or default_provider()).charge(
+            amount=Money.of(checkout.total, checkout.currency),
+            payment_method=payment_method,
+            idempotency_key=payment_id,
+            metadata={"payment_id": payment_id, "checkout_id": checkout_id, "merchant_id": merchant_id},
+        )
+    except ProviderUnavailable as exc:
+        raise BadGateway(f"{exc}; nothing was charged twice: retry with the same Idempotency-Key") from exc
+    except ProviderRejected as exc:
+        raise Unprocessable(f"the card provider refused the payment: {exc}") from exc
     await conn.execute(
-        update(payable_orders)
-        .where(payable_orders.c.order_id.in_([line.order_id for line in lines]))
-        .values(status="paid", status_reason=None)
+        insert(payments).values(
+            id=payment_id,
+            checkout_id=checkout_id,
+            merchant_id=merchant_id,
+            method="card",
+            amount=checkout.total,
+            currency=checkout.currency,
+            status="processing",
+            provider_ref=charge.provider_ref,
+        )
     )
-    events = []
-    for line in lines:
-        amount = Money.of(line.breakdown["total"], checkout.currency)
-        payment = PaymentPayload(payment_id=payment_id, method="balance", amount=amount)
-        events.append(PaymentStarted(merchant_id=merchant_id, order_id=line.order_id, payload=payment))
-        events.append(
-            OrderPaid(
-                merchant_id=merchant_id,
-                order_id=line.order_id,
-                payload=OrderPaidPayload(**payment.model_dump(), order=PayableOrderPayload.model_validate(line.order)),
+    started = [
+        PaymentStarted(
+            merchant_id=merchant_id,
+            order_id=line.order_id,
+            payload=_payment(line, payment_id, "card", checkout.currency),
+        )
+        for line in lines
+    ]
+    await add_events(conn, outbox, *started)
+    await conn.execute(update(checkouts).where(checkouts.c.id == checkout_id).values(status="paying"))
+    await _set_orders(conn, lines, "paying")
+    if charge.status == "failed":
+        await settle_card_payment(conn, charge.provider_ref, succeeded=False, reason=charge.failure_reason)
+    return payment_id
+
+
+async def settle_card_payment(
+    conn: AsyncConnection,
+    provider_ref: str,
+    *,
+    succeeded: bool,
+    reason: str | None = None,
+    amount: Money | None = None,
+    checkout_id: str | None = None,
+) -> str:
+    """The provider's final word on a charge, applied once: duplicates and late events change nothing.
+    Locking the checkout first makes a webhook that overtook the pay request wait for it to commit."""
+    if checkout_id is not None:
+        await conn.execute(select(checkouts.c.id).where(checkouts.c.id == checkout_id).with_for_update())
+    payment = (await conn.execute(select(payments).where(payments.c.provider_ref == provider_ref))).first()
+    if payment is None:
+        raise NotFound(f"no payment for {provider_ref}")
+    checkout, lines = await get_checkout(conn, payment.merchant_id, payment.checkout_id, lock=True)
+    payment = (
+        await conn.execute(select(payments).where(payments.c.id == payment.id).with_for_update())
+    ).one()  # read again under the checkout's lock
+    if payment.status != "processing":
+        return "duplicate"
+    if amount is not None and (amount.amount != payment.amount or amount.currency != payment.currency):
+        raise Unprocessable(f"the provider reports {amount.amount} {amount.currency} for payment {payment.id}")
+    if succeeded:
+        await conn.execute(update(payments).where(payments.c.id == payment.id).values(status="succeeded"))
+        await conn.execute(update(checkouts).where(checkouts.c.id == checkout.id).values(status="paid"))
+        await _set_orders(conn, lines, "paid")
+        await add_events(conn, outbox, *_paid_events(checkout, lines, payment.id, "card"))
+        return "paid"
+    reason = reason or "the card payment failed"
+    await conn.execute(
+        update(payments).where(payments.c.id == payment.id).values(status="failed", failure_reason=reason)
+    )
+    await conn.execute(update(checkouts).where(checkouts.c.id == checkout.id).values(status="open"))
+    await _set_orders(conn, lines, "pending", f"payment failed: {reason}")
+    failed = [
+        PaymentFailed(
+            merchant_id=checkout.merchant_id,
+            order_id=line.order_id,
+            payload=PaymentFailedPayload(
+                **_payment(line, payment.id, "card", checkout.currency).model_dump(), reason=reason
+            ),
+        )
+        for line in lines
+    ]
+    await add_events(conn, outbox, *failed)
+    return "failed"
+
+
+# --- refunds -----------------------------------------------------------------------------------------------------
+
+
+async def on_refund_approved(
+    conn: AsyncConnection, event: RefundApproved, provider: PaymentProvider | None = None
+) -> None:
+    """Pay an approved refund back the way the order was paid, once; announce the outcome either way.
+    A card refund is keyed by the refund id at the provider, so a redelivered event is not refunded twice."""
+    refund = event.payload
+    if (await conn.execute(select(refunds.c.id).where(refunds.c.id == refund.refund_id))).first():
+        return
+    paid = (
+        await conn.execute(
+            select(payments, checkout_orders.c.breakdown)
+            .join(checkout_orders, checkout_orders.c.checkout_id == payments.c.checkout_id)
+            .where(checkout_orders.c.order_id == event.order_id, payments.c.status == "succeeded")
+        )
+    ).first()
+    refunded = (
+        await conn.execute(
+            select(func.coalesce(func.sum(refunds.c.amount), 0)).where(
+                refunds.c.order_id == event.order_id, refunds.c.status == "completed"
             )
         )
-    await add_events(conn, outbox, *events)
-    return payment_id
+    ).scalar_one()
+    failure = None
+    if paid is None:
+        failure = "the order was not paid through checkout"
+    elif refund.amount.currency != paid.currency:
+        failure = f"currency mismatch: the order was paid in {paid.currency}"
+    elif refund.amount.amount <= 0:
+        failure = "a refund must be positive"
+    elif refund.amount.amount > Decimal(paid.breakdown["total"]) - refunded:
+        failure = f"only {Decimal(paid.breakdown['total']) - refunded} {paid.currency} of the order is left to refund"
+    row = {
+        "id": refund.refund_id,
+        "order_id": event.order_id,
+        "merchant_id": event.merchant_id,
+        "amount": refund.amount.amount,
+        "currency": refund.amount.currency,
+        "payment_id": paid.id if paid else None,
+        "method": paid.method if paid else None,
+    }
+    if failure is None and paid.method == "balance":
+        await post(
+            conn,
+            event.merchant_id,
+            paid.currency,
+            "refund",
+            f"refund:{refund.refund_id}",
+            ledger.transfer(ledger.ORDER_PAYMENTS, ledger.wallet_account(event.merchant_id), refund.amount.amount),
+        )
+    elif failure is None:
+        result = await (provider or default_provider()).refund(
+            provider_ref=paid.provider_ref, amount=refund.amount, idempotency_key=f"refund:{refund.refund_id}"
+        )  # ProviderUnavailable propagates: the event is retried, and the provider replays the same key
+        row["provider_ref"] = result.provider_ref or None
+        failure = result.failure_reason if not result.succeeded else None
+    await conn.execute(
+        insert(refunds).values(**row, status="failed" if failure else "completed", failure_reason=failure)
+    )
+    outcome = (
+        RefundFailed(
+            merchant_id=event.merchant_id,
+            order_id=event.order_id,
+            payload=RefundFailedPayload(refund_id=refund.refund_id, reason=failure),
+        )
+        if failure
+        else RefundCompleted(
+            merchant_id=event.merchant_id,
+            order_id=event.order_id,
+            payload=RefundCompletedPayload(refund_id=refund.refund_id, amount=refund.amount, method=paid.method),
+        )
+    )
+    await add_events(conn, outbox, outcome)
 
 
 # --- balance -----------------------------------------------------------------------------------------------------
 
 
-async def _post(
+async def post(
     conn: AsyncConnection, merchant_id: str, currency: str, kind: str, reference: str, postings: list[ledger.Posting]
 ) -> None:
     """Write one balanced transaction and keep the wallet's cached balance equal to the sum of its postings."""
@@ -230,11 +543,34 @@ async def _post(
 
 
 async def top_up(conn: AsyncConnection, merchant_id: str, amount: Money, reference: str) -> None:
-    await _post(
+    await post(
         conn,
         merchant_id,
         amount.currency,
         "top_up",
         reference,
         ledger.transfer(ledger.TOP_UPS, ledger.wallet_account(merchant_id), amount.amount),
+    )
+
+
+async def set_credit_limit(conn: AsyncConnection, merchant_id: str, limit: Money) -> None:
+    """Grant (or lower) a credit line; it can never be lowered below what the merchant already owes."""
+    await conn.execute(
+        pg_insert(wallets).values(merchant_id=merchant_id, currency=limit.currency, balance=0).on_conflict_do_nothing()
+    )
+    wallet = (
+        await conn.execute(
+            select(wallets)
+            .where(wallets.c.merchant_id == merchant_id, wallets.c.currency == limit.currency)
+            .with_for_update()
+        )
+    ).one()
+    if wallet.balance + limit.amount < 0:
+        raise Conflict(
+            f"the balance is {wallet.balance} {limit.currency}: the credit line cannot be below {-wallet.balance}"
+        )
+    await conn.execute(
+        update(wallets)
+        .where(wallets.c.merchant_id == merchant_id, wallets.c.currency == limit.currency)
+        .values(credit_limit=limit.amount)
     )

@@ -6,15 +6,17 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.checkout import handlers
-from services.checkout.adapters.tables import idempotency_keys, ledger_entries, wallets
+from services.checkout.adapters.tables import idempotency_keys, ledger_entries, payments, wallets
 from services.checkout.api.schemas import (
     BalancePublic,
     CheckoutCreate,
     CheckoutOrderPublic,
     CheckoutPublic,
     CostBreakdownPublic,
+    CreditLineSet,
     LedgerEntryPublic,
     LedgerPage,
     PaymentPublic,
@@ -32,7 +34,21 @@ router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description="retry-safe request id")]
 
 
-def _checkout_public(row, lines) -> CheckoutPublic:
+def _payment_public(row) -> PaymentPublic:
+    return PaymentPublic(
+        payment_id=row.id,
+        checkout_id=row.checkout_id,
+        method=row.method,
+        status=row.status,
+        amount=Money.of(row.amount, row.currency),
+        failure_reason=row.failure_reason,
+    )
+
+
+async def _checkout_public(conn: AsyncConnection, merchant_id: str, checkout_id: str) -> CheckoutPublic:
+    row, lines = await handlers.get_checkout(conn, merchant_id, checkout_id)
+    payment = await handlers.latest_payment(conn, checkout_id)
+
     def money(value: str) -> Money:
         return Money.of(value, row.currency)
 
@@ -46,9 +62,11 @@ def _checkout_public(row, lines) -> CheckoutPublic:
                 order_id=line.order_id,
                 order_name=line.order["order_name"],
                 costs=CostBreakdownPublic(**{k: money(v) for k, v in line.breakdown.items()}),
+                shipping=line.shipping,
             )
             for line in lines
         ],
+        last_payment=_payment_public(payment) if payment else None,
     )
 
 
@@ -56,14 +74,14 @@ def _checkout_public(row, lines) -> CheckoutPublic:
     "/checkouts",
     status_code=201,
     tags=["checkout"],
-    summary="Price one or many To Order orders together (prices are snapshotted)",
+    summary="Price one or many To Order orders together, with their shipping (prices are snapshotted)",
 )
 async def create_checkout(
     body: CheckoutCreate, user: Merchant, engine: Engine, request: Request, key: IdempotencyKey = None
 ) -> CheckoutPublic:
     async def action() -> CheckoutPublic:
-        checkout_id = await handlers.create_checkout(conn, user.merchant_id, body.order_ids)
-        return _checkout_public(*await handlers.get_checkout(conn, user.merchant_id, checkout_id))
+        checkout_id = await handlers.create_checkout(conn, user.merchant_id, body.order_ids, body.shipping)
+        return await _checkout_public(conn, user.merchant_id, checkout_id)
 
     async with engine.begin() as conn:
         return await run_once(
@@ -80,28 +98,29 @@ async def create_checkout(
 @router.get("/checkouts/{checkout_id}", tags=["checkout"], summary="A checkout with its cost breakdown")
 async def get_checkout(checkout_id: str, user: Merchant, engine: Engine) -> CheckoutPublic:
     async with engine.connect() as conn:
-        return _checkout_public(*await handlers.get_checkout(conn, user.merchant_id, checkout_id))
+        return await _checkout_public(conn, user.merchant_id, checkout_id)
 
 
 @router.post(
     "/checkouts/{checkout_id}/pay",
     tags=["checkout"],
-    summary="Pay a checkout; retry-safe with Idempotency-Key",
-    responses={402: PROBLEM_RESPONSES[422]},
+    summary="Pay a checkout from the balance or by card; retry-safe with Idempotency-Key",
+    responses={402: PROBLEM_RESPONSES[422], 502: PROBLEM_RESPONSES[422]},
 )
 async def pay_checkout(
     checkout_id: str, body: PayRequest, user: Merchant, engine: Engine, request: Request, key: IdempotencyKey = None
 ) -> PaymentPublic:
+    """Balance: paid at once (402 with the shortfall when the balance and credit line do not cover it). Card: the
+    answer is `processing` (or `failed` for a declined card); the provider's signed webhook confirms it later."""
+
     async def action() -> PaymentPublic:
-        payment_id = await handlers.pay_with_balance(conn, user.merchant_id, checkout_id)
-        checkout, _ = await handlers.get_checkout(conn, user.merchant_id, checkout_id)
-        return PaymentPublic(
-            payment_id=payment_id,
-            checkout_id=checkout_id,
-            method=body.method,
-            status="succeeded",
-            amount=Money.of(checkout.total, checkout.currency),
-        )
+        if body.method == "balance":
+            payment_id = await handlers.pay_with_balance(conn, user.merchant_id, checkout_id, body.amount)
+        else:
+            payment_id = await handlers.pay_with_card(
+                conn, user.merchant_id, checkout_id, body.payment_method, body.amount, request.app.state.payments
+            )
+        return _payment_public((await conn.execute(select(payments).where(payments.c.id == payment_id))).one())
 
     async with engine.begin() as conn:
         return await run_once(
@@ -162,6 +181,22 @@ async def top_up(body: TopUpCreate, _: Ops, engine: Engine, request: Request, ke
             status_code=201,
             action=action,
         )
+
+
+@router.put(
+    "/balance/credit-lines/{merchant_id}",
+    tags=["balance"],
+    summary="Grant or change a merchant's credit line (ops): how far below zero the balance may go",
+)
+async def set_credit_line(merchant_id: str, body: CreditLineSet, _: Ops, engine: Engine) -> BalancePublic:
+    async with engine.begin() as conn:
+        await handlers.set_credit_limit(conn, merchant_id, body.limit)
+        row = (
+            await conn.execute(
+                select(wallets).where(wallets.c.merchant_id == merchant_id, wallets.c.currency == body.limit.currency)
+            )
+        ).one()
+    return _balance(row.balance, row.credit_limit, row.currency)
 
 
 @router.get("/balance/entries", tags=["balance"], summary="The merchant's balance history, newest first")

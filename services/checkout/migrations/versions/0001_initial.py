@@ -24,7 +24,7 @@ def upgrade() -> None:
         "checkouts",
         sa.Column("id", sa.Text(), nullable=False),
         sa.Column("merchant_id", sa.Text(), nullable=False),
-        sa.Column("status", sa.Text(), nullable=False, comment="open | paid"),
+        sa.Column("status", sa.Text(), nullable=False, comment="open | paying | paid"),
         sa.Column("currency", sa.Text(), nullable=False),
         sa.Column("total", sa.Numeric(precision=14, scale=2), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
@@ -90,10 +90,14 @@ def upgrade() -> None:
         "payable_orders",
         sa.Column("order_id", sa.Text(), nullable=False),
         sa.Column("merchant_id", sa.Text(), nullable=False),
-        sa.Column("status", sa.Text(), nullable=False, comment="to_order | pending | paid | unavailable"),
+        sa.Column("status", sa.Text(), nullable=False, comment="to_order | pending | paying | paid | unavailable"),
         sa.Column("status_reason", sa.Text(), nullable=True),
         sa.Column("currency", sa.Text(), nullable=False),
         sa.Column("order", postgresql.JSONB(astext_type=sa.Text()), nullable=False, comment="PayableOrderPayload"),
+        sa.Column("shipping_method_id", sa.Text(), nullable=True),
+        sa.Column("shipping_rule_id", sa.Text(), nullable=True),
+        sa.Column("shipping_reason", sa.Text(), nullable=True),
+        sa.Column("shipping_problem", sa.Text(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.PrimaryKeyConstraint("order_id", name=op.f("pk_payable_orders")),
         schema="checkout",
@@ -132,6 +136,12 @@ def upgrade() -> None:
             comment="products, packaging, shipping, fees, total at checkout",
         ),
         sa.Column("order", postgresql.JSONB(astext_type=sa.Text()), nullable=False, comment="the order as priced"),
+        sa.Column(
+            "shipping",
+            postgresql.JSONB(astext_type=sa.Text()),
+            nullable=True,
+            comment="ShippingChoice at checkout; null when no method was chosen",
+        ),
         sa.ForeignKeyConstraint(
             ["checkout_id"], ["checkout.checkouts.id"], name=op.f("fk_checkout_orders_checkout_id_checkouts")
         ),
@@ -148,11 +158,81 @@ def upgrade() -> None:
         sa.Column("currency", sa.Text(), nullable=False),
         sa.Column("status", sa.Text(), nullable=False, comment="succeeded | failed | processing"),
         sa.Column("failure_reason", sa.Text(), nullable=True),
+        sa.Column(
+            "provider_ref", sa.Text(), nullable=True, comment="the card provider's payment id (Stripe PaymentIntent)"
+        ),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.ForeignKeyConstraint(
             ["checkout_id"], ["checkout.checkouts.id"], name=op.f("fk_payments_checkout_id_checkouts")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
+        sa.UniqueConstraint("provider_ref", name=op.f("uq_payments_provider_ref")),
+        schema="checkout",
+    )
+    op.create_table(
+        "refunds",
+        sa.Column("id", sa.Text(), nullable=False, comment="the refund id of RefundApproved"),
+        sa.Column("order_id", sa.Text(), nullable=False),
+        sa.Column("merchant_id", sa.Text(), nullable=False),
+        sa.Column("payment_id", sa.Text(), nullable=True),
+        sa.Column("method", sa.Text(), nullable=True),
+        sa.Column("amount", sa.Numeric(precision=14, scale=2), nullable=False),
+        sa.Column("currency", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False, comment="completed | failed"),
+        sa.Column("failure_reason", sa.Text(), nullable=True),
+        sa.Column("provider_ref", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_refunds")),
+        schema="checkout",
+    )
+    op.create_index(op.f("ix_refunds_order_id"), "refunds", ["order_id"], unique=False, schema="checkout")
+    op.create_table(
+        "shipping_methods",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("name", sa.Text(), nullable=False, comment="carrier and line, e.g. YunExpress Global Direct"),
+        sa.Column("carrier", sa.Text(), nullable=False, comment="the carrier name the stores accept"),
+        sa.Column("currency", sa.Text(), nullable=False),
+        sa.Column(
+            "rates",
+            postgresql.JSONB(astext_type=sa.Text()),
+            nullable=False,
+            comment="country -> rate table; the keys are the destinations",
+        ),
+        sa.Column("delivery_days_min", sa.Integer(), nullable=False),
+        sa.Column("delivery_days_max", sa.Integer(), nullable=False),
+        sa.Column("max_weight_grams", sa.Integer(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_shipping_methods")),
+        schema="checkout",
+    )
+    op.create_table(
+        "shipping_rules",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("merchant_id", sa.Text(), nullable=False),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False, comment="lowest first"),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("conditions", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("action", sa.Text(), nullable=False, comment="method | cheapest | fastest"),
+        sa.Column("method_ids", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_shipping_rules")),
+        schema="checkout",
+    )
+    op.create_index(
+        op.f("ix_shipping_rules_merchant_id"), "shipping_rules", ["merchant_id"], unique=False, schema="checkout"
+    )
+    op.create_table(
+        "merchant_settings",
+        sa.Column("merchant_id", sa.Text(), nullable=False),
+        sa.Column(
+            "default_shipping_method_id",
+            sa.Text(),
+            nullable=True,
+            comment="applies when no shipping rule matches",
+        ),
+        sa.PrimaryKeyConstraint("merchant_id", name=op.f("pk_merchant_settings")),
         schema="checkout",
     )
     op.create_index(op.f("ix_payments_checkout_id"), "payments", ["checkout_id"], unique=False, schema="checkout")
@@ -162,6 +242,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS checkout.outbox_notify() CASCADE")
+    op.drop_table("merchant_settings", schema="checkout")
+    op.drop_index(op.f("ix_shipping_rules_merchant_id"), table_name="shipping_rules", schema="checkout")
+    op.drop_table("shipping_rules", schema="checkout")
+    op.drop_table("shipping_methods", schema="checkout")
+    op.drop_index(op.f("ix_refunds_order_id"), table_name="refunds", schema="checkout")
+    op.drop_table("refunds", schema="checkout")
     op.drop_index(op.f("ix_payments_checkout_id"), table_name="payments", schema="checkout")
     op.drop_table("payments", schema="checkout")
     op.drop_table("checkout_orders", schema="checkout")

@@ -1,0 +1,105 @@
+"""Use cases of shipping: quotes, applying the merchant's rules to payable orders, previews."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.checkout.adapters import shipping_repo
+from services.checkout.adapters.tables import payable_orders
+from services.checkout.domain.pricing import price
+from services.checkout.domain.rules import OrderFacts, Selection, ShippingRule, select_method
+from services.checkout.domain.shipping import Quote, ShippingMethod, Unavailable, parcel_of, quote_all
+from shared.errors import NotFound
+from shared.events import PayableOrderPayload
+
+OPEN = ("to_order", "pending")  # orders whose shipping may still change
+
+
+@dataclass(frozen=True)
+class Shipping:
+    """Everything rule matching needs for one merchant, loaded once for many orders."""
+
+    methods: list[ShippingMethod]
+    rules: list[ShippingRule]
+    default_method_id: str | None
+
+    def answers(self, order: PayableOrderPayload) -> dict[str, Quote | Unavailable]:
+        quotes, unavailable = quote_all(self.methods, parcel_of(order))
+        return {a.method.id: a for a in [*quotes, *unavailable]}
+
+    def select(self, order: PayableOrderPayload) -> Selection:
+        costs = price(order)
+        facts = OrderFacts(
+            parcel=parcel_of(order),
+            amount=costs.products + costs.packaging,
+            store_id=order.store_id,
+            skus=frozenset(line.sku for line in order.lines),
+            catalog_variant_ids=frozenset(line.catalog_variant_id for line in order.lines),
+        )
+        return select_method(self.rules, facts, self.answers(order), self.default_method_id)
+
+
+async def load(conn: AsyncConnection, merchant_id: str) -> Shipping:
+    return Shipping(
+        await shipping_repo.load_methods(conn),
+        await shipping_repo.load_rules(conn, merchant_id),
+        await shipping_repo.default_method_id(conn, merchant_id),
+    )
+
+
+async def apply_rules(conn: AsyncConnection, merchant_id: str, order_ids: list[str] | None = None) -> list[Selection]:
+    """Choose the method of the merchant's open orders (all of them, or those given) and record why."""
+    query = select(payable_orders.c.order_id, payable_orders.c.order).where(
+        payable_orders.c.merchant_id == merchant_id, payable_orders.c.status.in_(OPEN)
+    )
+    if order_ids is not None:
+        query = query.where(payable_orders.c.order_id.in_(order_ids))
+    rows = (await conn.execute(query.order_by(payable_orders.c.order_id))).all()
+    if not rows:
+        return []
+    shipping = await load(conn, merchant_id)
+    selections = [shipping.select(PayableOrderPayload.model_validate(r.order)) for r in rows]
+    await conn.execute(
+        update(payable_orders)
+        .where(payable_orders.c.order_id == bindparam("oid"))
+        .values(
+            shipping_method_id=bindparam("method_id"),
+            shipping_rule_id=bindparam("rule_id"),
+            shipping_reason=bindparam("reason"),
+            shipping_problem=bindparam("problem"),
+        ),
+        [
+            {
+                "oid": r.order_id,
+                "method_id": s.method_id,
+                "rule_id": s.rule_id,
+                "reason": s.reason,
+                "problem": s.problem,
+            }
+            for r, s in zip(rows, selections, strict=True)
+        ],
+    )
+    return selections
+
+
+async def payable_order(conn: AsyncConnection, merchant_id: str, order_id: str):
+    row = (
+        await conn.execute(
+            select(payable_orders).where(
+                payable_orders.c.order_id == order_id, payable_orders.c.merchant_id == merchant_id
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"order {order_id} not found or not ready to order")
+    return row
+
+
+async def quote_order(conn: AsyncConnection, merchant_id: str, order_id: str):
+    row = await payable_order(conn, merchant_id, order_id)
+    order = PayableOrderPayload.model_validate(row.order)
+    parcel = parcel_of(order)
+    return parcel, *quote_all(await shipping_repo.load_methods(conn), parcel)
