@@ -1,7 +1,7 @@
 from fastapi import FastAPI
 
 from services.orders.adapters.tables import metadata
-from services.orders.api.routes import router
+from services.orders.api import catalog, packaging, routes
 from services.orders.consumers import CONSUMES, HANDLERS
 from services.orders.settings import get_settings
 from shared.service import ServiceDefinition, create_app
@@ -12,8 +12,11 @@ def app() -> FastAPI:
         ServiceDefinition(
             settings=get_settings(),
             metadata=metadata,
-            routers=[router],
-            description="The merchant's Manage Orders page: tabs, product connections, catalog, timeline.",
+            routers=[routes.router, catalog.router, packaging.router],
+            description=(
+                "The merchant's Manage Orders page: tabs, timeline, after-sales; catalog, product connections,"
+                " quotes and custom packaging."
+            ),
             handlers=HANDLERS,
             consumes=CONSUMES,
         )

@@ -4,14 +4,36 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.orders.adapters import repository as repo
-from services.orders.adapters.tables import catalog_variants, orders, outbox, product_connections
-from services.orders.domain.order import Order, OrderLine, Status, new_order
+from services.orders.adapters.tables import (
+    catalog_products,
+    catalog_variants,
+    merchant_settings,
+    orders,
+    outbox,
+    packaging_rules,
+    private_products,
+    product_connections,
+    quotes,
+)
+from services.orders.domain import quote as quote_rules
+from services.orders.domain.order import (
+    EDITABLE,
+    AfterSalesCase,
+    CaseKind,
+    Order,
+    OrderLine,
+    Shipment,
+    Status,
+    new_order,
+)
 from shared.errors import Conflict, NotFound
 from shared.events import (
+    Address,
     IntegrationEvent,
     OrderPaid,
     OrderReadyForCheckout,
@@ -23,11 +45,21 @@ from shared.events import (
     PayableOrderPayload,
     PaymentFailed,
     PaymentStarted,
+    RefundApproved,
+    RefundApprovedPayload,
+    RefundCompleted,
+    RefundFailed,
+    ReshipmentApproved,
+    ReshipmentApprovedPayload,
+    ShipmentStatusChanged,
+    StoreOrderCancelled,
 )
 from shared.messaging.outbox import add_events
+from shared.money import Money
 
 
-def payable(order: Order) -> PayableOrderPayload:
+def payable(order: Order, line_ids: list[str] | None = None) -> PayableOrderPayload:
+    """What checkout and tracking need of the order (all lines, or only `line_ids` for a reshipment)."""
     lines = [
         PayableLine(
             catalog_variant_id=line.connection.catalog_variant_id,
@@ -38,21 +70,39 @@ def payable(order: Order) -> PayableOrderPayload:
             unit_weight_grams=line.connection.unit_weight_grams,
         )
         for line in order.lines
-        if line.connection is not None
+        if line.connection is not None and (line_ids is None or line.store.external_line_id in line_ids)
+    ]
+    packaging = [
+        PayableLine(
+            catalog_variant_id=p.catalog_variant_id,
+            sku=p.sku,
+            title=p.name,
+            quantity=p.quantity,
+            unit_cost=p.unit_cost,
+            unit_weight_grams=p.unit_weight_grams,
+        )
+        for p in order.packaging
     ]
     return PayableOrderPayload(
         store_id=order.store_id,
+        store_name=order.store_name,
         order_name=order.order_name,
         currency=lines[0].unit_cost.currency if lines else order.currency,  # we charge in the catalog's currency
         lines=lines,
+        packaging=packaging,
         shipping_address=order.shipping_address,
         customer_email=order.customer_email,
         customer_locale=order.customer_locale,
+        customer_notified_by_store=order.customer_notified_by_store,
+        store_total=order.total_price,
     )
 
 
-async def publish_changes(conn: AsyncConnection, order: Order, *, content_changed: bool = False) -> None:
-    """Turn what the aggregate recorded into integration events, in the same transaction."""
+async def publish_changes(
+    conn: AsyncConnection, order: Order, *extra: IntegrationEvent, content_changed: bool = False, new: bool = False
+) -> None:
+    """Save the order and turn what it recorded into integration events, in the same transaction."""
+    await (repo.add if new else repo.save)(conn, order)
     events: list[IntegrationEvent] = [
         OrderStatusChanged(
             merchant_id=order.merchant_id,
@@ -64,7 +114,22 @@ async def publish_changes(conn: AsyncConnection, order: Order, *, content_change
     entered_to_order = any(after == Status.TO_ORDER for _, after, _ in order.status_changes)
     if order.status == Status.TO_ORDER and (entered_to_order or content_changed):
         events.append(OrderReadyForCheckout(merchant_id=order.merchant_id, order_id=order.id, payload=payable(order)))
-    await add_events(conn, outbox, *events)
+    await add_events(conn, outbox, *events, *extra)
+
+
+def _actor(event: IntegrationEvent) -> str:
+    return f"event:{event.event_type}:{event.event_id}"
+
+
+async def _reevaluate(conn: AsyncConnection, order: Order, actor: str) -> bool:
+    """Connections and packaging of an order before payment; returns whether the packaging changed."""
+    lines = [line.store for line in order.lines]
+    connections = await repo.connections_for(conn, order.merchant_id, order.store_id, lines)
+    missing = [x for x in lines if (x.external_product_id, x.external_variant_id) not in connections]
+    if missing and await repo.auto_connect_by_sku(conn, order.merchant_id, order.store_id, missing):
+        connections = await repo.connections_for(conn, order.merchant_id, order.store_id, lines)
+    order.apply_connections(connections, actor)
+    return order.set_packaging(await repo.packaging_for(conn, order.merchant_id, order.store_id, lines), actor)
 
 
 # --- events in ---------------------------------------------------------------------------------------------------
@@ -72,8 +137,7 @@ async def publish_changes(conn: AsyncConnection, order: Order, *, content_change
 
 async def on_order_synced(conn: AsyncConnection, event: OrderSynced) -> None:
     store_order = event.payload.order
-    actor = f"event:{event.event_type}"
-    connections = await repo.connections_for(conn, event.merchant_id, store_order.store_id, store_order.lines)
+    actor = _actor(event)
     order = await repo.get_for_update(conn, event.order_id)
     if order is None:
         order = new_order(
@@ -90,17 +154,17 @@ async def on_order_synced(conn: AsyncConnection, event: OrderSynced) -> None:
             customer_email=store_order.customer_email,
             customer_locale=store_order.customer_locale,
             actor=actor,
+            store_name=store_order.store_name,
+            customer_notified_by_store=store_order.customer_notified_by_store,
         )
-        order.apply_connections(connections, actor)
-        await repo.add(conn, order)
-        await publish_changes(conn, order)
+        await _reevaluate(conn, order, actor)
+        await publish_changes(conn, order, new=True)
         return
     lines = [OrderLine(line) for line in store_order.lines]
     if not order.update_from_store(lines, store_order.shipping_address, store_order.store_updated_at, actor):
         return  # an older delivery than what we hold
-    if order.status in (Status.QUOTING, Status.TO_ORDER):
-        order.apply_connections(connections, actor)
-    await repo.save(conn, order)
+    if order.status in EDITABLE:
+        await _reevaluate(conn, order, actor)
     await publish_changes(conn, order, content_changed=True)
 
 
@@ -111,48 +175,153 @@ async def _load(conn: AsyncConnection, order_id: str) -> Order:
     return order
 
 
+async def on_store_order_cancelled(conn: AsyncConnection, event: StoreOrderCancelled) -> None:
+    order = await _load(conn, event.order_id)
+    order.store_cancelled(event.payload.reason, _actor(event))
+    await publish_changes(conn, order)
+
+
 async def on_payment_started(conn: AsyncConnection, event: PaymentStarted) -> None:
     order = await _load(conn, event.order_id)
-    order.start_payment(f"event:{event.event_type}")
-    await repo.save(conn, order)
+    order.start_payment(_actor(event))
     await publish_changes(conn, order)
 
 
 async def on_order_paid(conn: AsyncConnection, event: OrderPaid) -> None:
     order = await _load(conn, event.order_id)
-    order.mark_paid(event.payload.amount, f"event:{event.event_type}")
-    await repo.save(conn, order)
+    order.mark_paid(event.payload.amount, _actor(event), event.payload.shipping)
     await publish_changes(conn, order)
 
 
 async def on_payment_failed(conn: AsyncConnection, event: PaymentFailed) -> None:
     order = await _load(conn, event.order_id)
-    order.payment_failed(event.payload.reason, f"event:{event.event_type}")
-    await repo.save(conn, order)
+    order.payment_failed(event.payload.reason, _actor(event))
     await publish_changes(conn, order)
 
 
 async def on_order_shipped(conn: AsyncConnection, event: OrderShipped) -> None:
+    p = event.payload
     order = await _load(conn, event.order_id)
-    order.mark_shipped(event.payload.carrier, event.payload.tracking_number, f"event:{event.event_type}")
-    await repo.save(conn, order)
+    shipment = Shipment(p.shipment_id, p.carrier, p.tracking_number, p.tracking_url, p.shipped_at)
+    if p.reshipment_id is not None:
+        order.reshipped(p.reshipment_id, shipment, _actor(event))
+    else:
+        order.mark_shipped(shipment, _actor(event))
     await publish_changes(conn, order)
 
 
-# --- commands ----------------------------------------------------------------------------------------------------
+async def on_shipment_status_changed(conn: AsyncConnection, event: ShipmentStatusChanged) -> None:
+    order = await _load(conn, event.order_id)
+    p = event.payload
+    order.carrier_status(p.status, f"{p.tracking_number} {p.message}".strip(), _actor(event))
+    await publish_changes(conn, order)
+
+
+async def on_refund_completed(conn: AsyncConnection, event: RefundCompleted) -> None:
+    order = await _load(conn, event.order_id)
+    order.refund_completed(event.payload.refund_id, event.payload.amount, _actor(event))
+    await publish_changes(conn, order)
+
+
+async def on_refund_failed(conn: AsyncConnection, event: RefundFailed) -> None:
+    order = await _load(conn, event.order_id)
+    order.refund_failed(event.payload.refund_id, event.payload.reason, _actor(event))
+    await publish_changes(conn, order)
+
+
+# --- merchant and ops commands on an order -----------------------------------------------------------------------
+
+
+async def load_own(conn: AsyncConnection, merchant_id: str | None, order_id: str) -> Order:
+    """The order, locked; a merchant's own only (ops: merchant_id None)."""
+    order = await repo.get_for_update(conn, order_id)
+    if order is None or (merchant_id is not None and order.merchant_id != merchant_id):
+        raise NotFound(f"order {order_id} not found")
+    return order
 
 
 async def cancel_order(conn: AsyncConnection, merchant_id: str, order_id: str, reason: str, actor: str) -> Order:
-    order = await repo.get_for_update(conn, order_id)
-    if order is None or order.merchant_id != merchant_id:
-        raise NotFound(f"order {order_id} not found")
+    order = await load_own(conn, merchant_id, order_id)
     order.cancel(reason, actor)
-    await repo.save(conn, order)
     await publish_changes(conn, order)
     return order
 
 
+async def change_address(conn: AsyncConnection, merchant_id: str, order_id: str, address: Address, actor: str) -> Order:
+    order = await load_own(conn, merchant_id, order_id)
+    order.change_address(address, actor)
+    await publish_changes(conn, order, content_changed=True)
+    return order
+
+
+async def request_refund(
+    conn: AsyncConnection, merchant_id: str, order_id: str, reason: str, line_ids: list[str], amount: Money, actor: str
+) -> AfterSalesCase:
+    order = await load_own(conn, merchant_id, order_id)
+    order.request_refund(str(uuid.uuid4()), reason, line_ids, amount, actor)
+    await publish_changes(conn, order)
+    return order.cases[-1]
+
+
+async def request_reshipment(
+    conn: AsyncConnection, merchant_id: str, order_id: str, reason: str, line_ids: list[str], actor: str
+) -> AfterSalesCase:
+    order = await load_own(conn, merchant_id, order_id)
+    order.request_reshipment(str(uuid.uuid4()), reason, line_ids, actor)
+    await publish_changes(conn, order)
+    return order.cases[-1]
+
+
+async def decide_case(
+    conn: AsyncConnection, order_id: str, case_id: str, kind: CaseKind, approve: bool, reason: str, actor: str
+) -> AfterSalesCase:
+    """Ops approve or reject a refund or a reshipment; an approval tells checkout or tracking to act."""
+    order = await load_own(conn, None, order_id)
+    case = next((c for c in order.cases if c.id == case_id and c.kind == kind), None)
+    if case is None:
+        raise NotFound(f"{kind} {case_id} not found on order {order_id}")
+    if not approve:
+        order.reject(case_id, reason, actor)
+        await publish_changes(conn, order)
+        return case
+    order.approve(case_id, actor)
+    if kind == CaseKind.REFUND:
+        assert case.amount is not None
+        approved: IntegrationEvent = RefundApproved(
+            merchant_id=order.merchant_id,
+            order_id=order.id,
+            payload=RefundApprovedPayload(
+                refund_id=case.id, amount=case.amount, reason=case.reason, external_line_ids=case.external_line_ids
+            ),
+        )
+    else:
+        approved = ReshipmentApproved(
+            merchant_id=order.merchant_id,
+            order_id=order.id,
+            payload=ReshipmentApprovedPayload(
+                reshipment_id=case.id,
+                reason=case.reason,
+                order=payable(order, case.external_line_ids),
+                shipping=order.shipping,
+            ),
+        )
+    await publish_changes(conn, order, approved)
+    return case
+
+
+# --- catalog -----------------------------------------------------------------------------------------------------
+
+
+async def add_catalog_product(conn: AsyncConnection, values: dict) -> dict:
+    row = (
+        await conn.execute(insert(catalog_products).values(id=str(uuid.uuid4()), **values).returning(catalog_products))
+    ).one()
+    return dict(row._mapping)
+
+
 async def add_catalog_variant(conn: AsyncConnection, values: dict) -> dict:
+    if values.get("product_id") and (await _catalog_product(conn, values["product_id"])) is None:
+        raise NotFound(f"catalog product {values['product_id']} not found")
     if (await conn.execute(select(catalog_variants.c.id).where(catalog_variants.c.sku == values["sku"]))).first():
         raise Conflict(f"a catalog variant with SKU {values['sku']} exists already")
     row = (
@@ -161,13 +330,34 @@ async def add_catalog_variant(conn: AsyncConnection, values: dict) -> dict:
     return dict(row._mapping)
 
 
+async def update_catalog_variant(conn: AsyncConnection, variant_id: str, values: dict) -> dict:
+    """Changes apply to orders connected from now on; orders already priced keep their snapshot."""
+    cv = catalog_variants
+    row = (await conn.execute(update(cv).where(cv.c.id == variant_id).values(**values).returning(cv))).first()
+    if row is None:
+        raise NotFound(f"catalog variant {variant_id} not found")
+    return dict(row._mapping)
+
+
+async def _catalog_product(conn: AsyncConnection, product_id: str):
+    return (await conn.execute(select(catalog_products.c.id).where(catalog_products.c.id == product_id))).first()
+
+
+async def _active_variant(conn: AsyncConnection, variant_id: str) -> None:
+    cv = catalog_variants
+    found = (await conn.execute(select(cv.c.status).where(cv.c.id == variant_id))).first()
+    if found is None:
+        raise NotFound(f"catalog variant {variant_id} not found")
+    if found.status != "active":
+        raise Conflict(f"catalog variant {variant_id} is {found.status}")
+
+
+# --- product connections -----------------------------------------------------------------------------------------
+
+
 async def connect_product(conn: AsyncConnection, merchant_id: str, values: dict, actor: str) -> dict:
     """Connect a store product to a catalog variant, then move every Quoting order it completes to To Order."""
-    variant = (
-        await conn.execute(select(catalog_variants.c.id).where(catalog_variants.c.id == values["catalog_variant_id"]))
-    ).first()
-    if variant is None:
-        raise NotFound(f"catalog variant {values['catalog_variant_id']} not found")
+    await _active_variant(conn, values["catalog_variant_id"])
     pc = product_connections
     existing = (
         await conn.execute(
@@ -184,20 +374,32 @@ async def connect_product(conn: AsyncConnection, merchant_id: str, values: dict,
     row = (
         await conn.execute(insert(pc).values(id=str(uuid.uuid4()), merchant_id=merchant_id, **values).returning(pc))
     ).one()
-    await reevaluate_quoting_orders(conn, merchant_id, values["store_id"], values["external_product_id"], actor)
+    await reevaluate_orders(conn, merchant_id, values["store_id"], values["external_product_id"], actor)
     return dict(row._mapping)
 
 
-async def reevaluate_quoting_orders(
+async def disconnect_product(conn: AsyncConnection, merchant_id: str, connection_id: str, actor: str) -> None:
+    """Remove a connection; To Order orders that needed it go back to Quoting, orders paid keep their snapshot."""
+    pc = product_connections
+    row = (
+        await conn.execute(delete(pc).where(pc.c.id == connection_id, pc.c.merchant_id == merchant_id).returning(pc))
+    ).first()
+    if row is None:
+        raise NotFound(f"product connection {connection_id} not found")
+    await reevaluate_orders(conn, merchant_id, row.store_id, row.external_product_id, actor)
+
+
+async def reevaluate_orders(
     conn: AsyncConnection, merchant_id: str, store_id: str, external_product_id: str, actor: str
 ) -> None:
+    """Re-apply connections to the orders before payment that hold this store product."""
     ids = (
         await conn.execute(
             select(orders.c.id)
             .where(
                 orders.c.merchant_id == merchant_id,
                 orders.c.store_id == store_id,
-                orders.c.status == Status.QUOTING.value,
+                orders.c.status.in_([s.value for s in EDITABLE]),
                 orders.c.lines.contains([{"store": {"external_product_id": external_product_id}}]),
             )
             .order_by(orders.c.id)
@@ -205,9 +407,149 @@ async def reevaluate_quoting_orders(
     ).scalars()
     for order_id in ids:
         order = await repo.get_for_update(conn, order_id)
-        if order is None or order.status != Status.QUOTING:
+        if order is None or order.status not in EDITABLE:
             continue
-        connections = await repo.connections_for(conn, merchant_id, store_id, [x.store for x in order.lines])
-        order.apply_connections(connections, actor)
-        await repo.save(conn, order)
-        await publish_changes(conn, order)
+        lines = [x.store for x in order.lines]
+        order.apply_connections(await repo.connections_for(conn, merchant_id, store_id, lines), actor)
+        await publish_changes(conn, order, content_changed=True)
+
+
+async def set_merchant_settings(conn: AsyncConnection, merchant_id: str, auto_connect_by_sku: bool) -> None:
+    ms = merchant_settings
+    await conn.execute(
+        pg_insert(ms)
+        .values(merchant_id=merchant_id, auto_connect_by_sku=auto_connect_by_sku)
+        .on_conflict_do_update(index_elements=[ms.c.merchant_id], set_={"auto_connect_by_sku": auto_connect_by_sku})
+    )
+
+
+# --- quotes ------------------------------------------------------------------------------------------------------
+
+
+async def request_quote(conn: AsyncConnection, merchant_id: str, values: dict) -> dict:
+    pc, q = product_connections, quotes
+    key = (values["store_id"], values["external_product_id"], values["external_variant_id"])
+    connected = (
+        await conn.execute(
+            select(pc.c.id).where(
+                pc.c.merchant_id == merchant_id,
+                pc.c.store_id == key[0],
+                pc.c.external_product_id == key[1],
+                pc.c.external_variant_id.in_([key[2], ""]),
+            )
+        )
+    ).first()
+    if connected is not None:
+        raise Conflict(f"this store product is connected already (connection {connected.id})")
+    open_quote = (
+        await conn.execute(
+            select(q.c.id, q.c.status).where(
+                q.c.merchant_id == merchant_id,
+                q.c.store_id == key[0],
+                q.c.external_product_id == key[1],
+                q.c.external_variant_id == key[2],
+                q.c.status.in_([quote_rules.QuoteStatus.TO_CLAIM, quote_rules.QuoteStatus.PROCESSING]),
+            )
+        )
+    ).first()
+    if open_quote is not None:
+        raise Conflict(f"quote {open_quote.id} for this product is {open_quote.status}")
+    row = (
+        await conn.execute(
+            insert(q)
+            .values(id=str(uuid.uuid4()), merchant_id=merchant_id, status=quote_rules.QuoteStatus.TO_CLAIM, **values)
+            .returning(q)
+        )
+    ).one()
+    return dict(row._mapping)
+
+
+async def _quote_for_update(conn: AsyncConnection, quote_id: str):
+    row = (await conn.execute(select(quotes).where(quotes.c.id == quote_id).with_for_update())).first()
+    if row is None:
+        raise NotFound(f"quote {quote_id} not found")
+    return row
+
+
+async def _set_quote(conn: AsyncConnection, quote_id: str, **values) -> dict:
+    q = quotes
+    row = (
+        await conn.execute(update(q).where(q.c.id == quote_id).values(**values, updated_at=func.now()).returning(q))
+    ).one()
+    return dict(row._mapping)
+
+
+async def claim_quote(conn: AsyncConnection, quote_id: str, actor: str) -> dict:
+    row = await _quote_for_update(conn, quote_id)
+    return await _set_quote(conn, quote_id, status=quote_rules.move(row.status, "claim"), claimed_by=actor)
+
+
+async def answer_quote(
+    conn: AsyncConnection, quote_id: str, catalog_variant_id: str, quantity_ratio: int, actor: str
+) -> dict:
+    """Ops price the product with a catalog variant: the product is connected and its Quoting orders move on."""
+    row = await _quote_for_update(conn, quote_id)
+    status = quote_rules.move(row.status, "answer")
+    connection = await connect_product(
+        conn,
+        row.merchant_id,
+        {
+            "store_id": row.store_id,
+            "external_product_id": row.external_product_id,
+            "external_variant_id": row.external_variant_id,
+            "catalog_variant_id": catalog_variant_id,
+            "quantity_ratio": quantity_ratio,
+        },
+        actor,
+    )
+    return await _set_quote(
+        conn,
+        quote_id,
+        status=status,
+        claimed_by=row.claimed_by or actor,
+        catalog_variant_id=catalog_variant_id,
+        quantity_ratio=quantity_ratio,
+        connection_id=connection["id"],
+    )
+
+
+async def decline_quote(conn: AsyncConnection, quote_id: str, reason: str, actor: str) -> dict:
+    row = await _quote_for_update(conn, quote_id)
+    status = quote_rules.move(row.status, "decline")
+    return await _set_quote(conn, quote_id, status=status, decline_reason=reason, claimed_by=row.claimed_by or actor)
+
+
+# --- custom packaging --------------------------------------------------------------------------------------------
+
+
+async def add_private_product(conn: AsyncConnection, merchant_id: str, values: dict) -> dict:
+    await _active_variant(conn, values["catalog_variant_id"])
+    pp = private_products
+    row = (
+        await conn.execute(insert(pp).values(id=str(uuid.uuid4()), merchant_id=merchant_id, **values).returning(pp))
+    ).one()
+    return dict(row._mapping)
+
+
+async def add_packaging_rule(conn: AsyncConnection, merchant_id: str, values: dict) -> dict:
+    pp, pr = private_products, packaging_rules
+    owned = (
+        await conn.execute(
+            select(pp.c.id).where(pp.c.id == values["private_product_id"], pp.c.merchant_id == merchant_id)
+        )
+    ).first()
+    if owned is None:
+        raise NotFound(f"private product {values['private_product_id']} not found")
+    row = (
+        await conn.execute(insert(pr).values(id=str(uuid.uuid4()), merchant_id=merchant_id, **values).returning(pr))
+    ).one()
+    return dict(row._mapping)
+
+
+async def delete_packaging_rule(conn: AsyncConnection, merchant_id: str, rule_id: str) -> None:
+    pr = packaging_rules
+    gone = (
+        await conn.execute(delete(pr).where(pr.c.id == rule_id, pr.c.merchant_id == merchant_id).returning(pr.c.id))
+    ).first()
+    if gone is None:
+        raise NotFound(f"packaging rule {rule_id} not found")

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import asdict
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import and_, func, insert, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.orders.adapters.tables import catalog_variants, order_timeline, orders, product_connections
-from services.orders.domain.order import Connection, Order, OrderLine, Status
-from shared.events import Address, StoreOrderLine
+from services.orders.adapters.tables import (
+    after_sales_cases,
+    catalog_variants,
+    merchant_settings,
+    order_counts,
+    order_timeline,
+    orders,
+    packaging_rules,
+    private_products,
+    product_connections,
+)
+from services.orders.domain.order import (
+    AfterSalesCase,
+    CaseKind,
+    CaseState,
+    Connection,
+    Order,
+    OrderLine,
+    PackagingItem,
+    Shipment,
+    Status,
+)
+from shared.events import Address, ShippingChoice, StoreOrderLine
 from shared.money import Money
 
 
@@ -52,7 +76,50 @@ def _line_from_json(data: dict) -> OrderLine:
     )
 
 
-def _row_to_order(row) -> Order:
+def _shipment_to_json(s: Shipment | None) -> dict | None:
+    if s is None:
+        return None
+    return {
+        "shipment_id": s.shipment_id,
+        "carrier": s.carrier,
+        "tracking_number": s.tracking_number,
+        "tracking_url": s.tracking_url,
+        "shipped_at": s.shipped_at.isoformat(),
+    }
+
+
+def _shipment_from_json(d: dict | None) -> Shipment | None:
+    if d is None:
+        return None
+    return Shipment(**{**d, "shipped_at": datetime.fromisoformat(d["shipped_at"])})
+
+
+def _packaging_to_json(p: PackagingItem) -> dict:
+    return {**asdict(p), "unit_cost": str(p.unit_cost.amount), "currency": p.unit_cost.currency}
+
+
+def _packaging_from_json(d: dict) -> PackagingItem:
+    d = dict(d)
+    currency = d.pop("currency")
+    return PackagingItem(**{**d, "unit_cost": Money.of(d["unit_cost"], currency)})
+
+
+def _case_from_row(r) -> AfterSalesCase:
+    return AfterSalesCase(
+        id=r.id,
+        kind=CaseKind(r.kind),
+        reason=r.reason,
+        external_line_ids=list(r.external_line_ids),
+        requested_by=r.requested_by,
+        amount=None if r.amount is None else Money.of(r.amount, r.currency),
+        state=CaseState(r.state),
+        rejection_reason=r.rejection_reason,
+        failure_reason=r.failure_reason,
+        shipment=_shipment_from_json(r.shipment),
+    )
+
+
+def _row_to_order(row, cases: list[AfterSalesCase]) -> Order:
     return Order(
         id=row.id,
         merchant_id=row.merchant_id,
@@ -66,9 +133,16 @@ def _row_to_order(row) -> Order:
         store_updated_at=row.store_updated_at,
         customer_email=row.customer_email,
         customer_locale=row.customer_locale,
+        store_name=row.store_name,
+        customer_notified_by_store=row.customer_notified_by_store,
         status=Status(row.status),
         status_reason=row.status_reason,
-        paid_amount=None if row.paid_amount is None else Money.of(row.paid_amount, row.currency),
+        resume_status=None if row.resume_status is None else Status(row.resume_status),
+        paid_amount=None if row.paid_amount is None else Money.of(row.paid_amount, row.paid_currency),
+        shipping=None if row.shipping is None else ShippingChoice.model_validate(row.shipping),
+        shipment=_shipment_from_json(row.shipment),
+        packaging=[_packaging_from_json(x) for x in row.packaging],
+        cases=cases,
         version=row.version,
         flags=list(row.flags),
     )
@@ -82,33 +156,49 @@ def _values(order: Order) -> dict:
         "order_name": order.order_name,
         "status": order.status.value,
         "status_reason": order.status_reason,
+        "resume_status": None if order.resume_status is None else order.resume_status.value,
         "currency": order.currency,
         "total_price": order.total_price.amount,
         "paid_amount": None if order.paid_amount is None else order.paid_amount.amount,
+        "paid_currency": None if order.paid_amount is None else order.paid_amount.currency,
         "customer_email": order.customer_email,
         "customer_locale": order.customer_locale,
+        "customer_name": order.shipping_address.name,
+        "store_name": order.store_name,
+        "customer_notified_by_store": order.customer_notified_by_store,
         "shipping_address": order.shipping_address.model_dump(mode="json"),
         "country_code": order.shipping_address.country_code,
         "lines": [_line_to_json(line) for line in order.lines],
         "flags": order.flags,
+        "packaging": [_packaging_to_json(p) for p in order.packaging],
+        "shipping": None if order.shipping is None else order.shipping.model_dump(mode="json"),
+        "shipment": _shipment_to_json(order.shipment),
         "store_updated_at": order.store_updated_at,
     }
 
 
+async def _cases(conn: AsyncConnection, order_id: str) -> list[AfterSalesCase]:
+    c = after_sales_cases
+    rows = await conn.execute(select(c).where(c.c.order_id == order_id).order_by(c.c.created_at, c.c.id))
+    return [_case_from_row(r) for r in rows]
+
+
 async def get_for_update(conn: AsyncConnection, order_id: str) -> Order | None:
     row = (await conn.execute(select(orders).where(orders.c.id == order_id).with_for_update())).first()
-    return None if row is None else _row_to_order(row)
+    return None if row is None else _row_to_order(row, await _cases(conn, order_id))
 
 
 async def get(conn: AsyncConnection, merchant_id: str, order_id: str) -> Order | None:
     row = (
         await conn.execute(select(orders).where(orders.c.id == order_id, orders.c.merchant_id == merchant_id))
     ).first()
-    return None if row is None else _row_to_order(row)
+    return None if row is None else _row_to_order(row, await _cases(conn, order_id))
 
 
 async def add(conn: AsyncConnection, order: Order) -> None:
     await conn.execute(insert(orders).values(id=order.id, **_values(order)))
+    await _count_move(conn, order.merchant_id, None, order.status)
+    await _write_cases(conn, order)
     await _write_timeline(conn, order)
 
 
@@ -121,7 +211,70 @@ async def save(conn: AsyncConnection, order: Order) -> None:
     if result.rowcount != 1:
         raise StaleOrder(order.id)
     order.version += 1
+    if order.status_changes:
+        await _count_move(conn, order.merchant_id, order.status_changes[0][0], order.status)
+    await _write_cases(conn, order)
     await _write_timeline(conn, order)
+
+
+async def _count_move(conn: AsyncConnection, merchant_id: str, before: Status | None, after: Status) -> None:
+    """Keep the per-merchant tab counters in this transaction. Rows are touched in status order, so two
+    transactions moving orders of one merchant lock them in the same order and cannot deadlock."""
+    if before == after:
+        return
+    deltas = {after.value: 1, **({before.value: -1} if before is not None else {})}
+    for status in sorted(deltas):
+        await conn.execute(
+            pg_insert(order_counts)
+            .values(merchant_id=merchant_id, status=status, count=deltas[status])
+            .on_conflict_do_update(
+                index_elements=[order_counts.c.merchant_id, order_counts.c.status],
+                set_={"count": order_counts.c.count + deltas[status]},
+            )
+        )
+
+
+async def counts(conn: AsyncConnection, merchant_id: str) -> dict[Status, int]:
+    rows = await conn.execute(
+        select(order_counts.c.status, order_counts.c.count).where(order_counts.c.merchant_id == merchant_id)
+    )
+    found = {r.status: r.count for r in rows}
+    return {s: found.get(s.value, 0) for s in Status}
+
+
+async def _write_cases(conn: AsyncConnection, order: Order) -> None:
+    if not order.cases:
+        return
+    c = after_sales_cases
+    rows = [
+        {
+            "id": case.id,
+            "order_id": order.id,
+            "merchant_id": order.merchant_id,
+            "kind": case.kind.value,
+            "state": case.state.value,
+            "reason": case.reason,
+            "external_line_ids": case.external_line_ids,
+            "amount": None if case.amount is None else case.amount.amount,
+            "currency": None if case.amount is None else case.amount.currency,
+            "requested_by": case.requested_by,
+            "rejection_reason": case.rejection_reason,
+            "failure_reason": case.failure_reason,
+            "shipment": _shipment_to_json(case.shipment),
+        }
+        for case in order.cases
+    ]
+    statement = pg_insert(c).values(rows)
+    changing = ("state", "rejection_reason", "failure_reason", "shipment")
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[c.c.id],
+            set_={**{k: statement.excluded[k] for k in changing}, "updated_at": func.now()},
+            where=tuple_(*(c.c[k] for k in changing)).is_distinct_from(
+                tuple_(*(statement.excluded[k] for k in changing))
+            ),
+        )
+    )
 
 
 async def _write_timeline(conn: AsyncConnection, order: Order) -> None:
@@ -130,6 +283,43 @@ async def _write_timeline(conn: AsyncConnection, order: Order) -> None:
             insert(order_timeline),
             [{"order_id": order.id, "kind": c.kind, "detail": c.detail, "actor": c.actor} for c in order.changes],
         )
+
+
+async def packaging_for(
+    conn: AsyncConnection, merchant_id: str, store_id: str, lines: list[StoreOrderLine]
+) -> list[PackagingItem]:
+    """The merchant's packaging for an order of this store: rules for the whole store and rules for one of its
+    products, quantities of one private product added up."""
+    pr, pp, cv = packaging_rules, private_products, catalog_variants
+    products = sorted({line.external_product_id for line in lines if line.external_product_id})
+    rows = await conn.execute(
+        select(pp.c.id, pp.c.name, pp.c.kind, pr.c.quantity, cv.c.id.label("variant_id"), cv.c.sku)
+        .add_columns(cv.c.unit_cost, cv.c.currency, cv.c.weight_grams)
+        .join(pp, pp.c.id == pr.c.private_product_id)
+        .join(cv, cv.c.id == pp.c.catalog_variant_id)
+        .where(
+            pr.c.merchant_id == merchant_id,
+            pr.c.store_id == store_id,
+            pr.c.enabled,
+            pp.c.status == "active",
+            or_(pr.c.external_product_id.is_(None), pr.c.external_product_id.in_(products)),
+        )
+        .order_by(pp.c.id)
+    )
+    items: dict[str, PackagingItem] = {}
+    for r in rows:
+        before = items.get(r.id)
+        items[r.id] = PackagingItem(
+            private_product_id=r.id,
+            name=r.name,
+            kind=r.kind,
+            catalog_variant_id=r.variant_id,
+            sku=r.sku,
+            unit_cost=Money.of(r.unit_cost, r.currency),
+            unit_weight_grams=r.weight_grams,
+            quantity=r.quantity + (before.quantity if before else 0),
+        )
+    return list(items.values())
 
 
 async def connections_for(
@@ -171,3 +361,45 @@ async def connections_for(
         if found:
             result[(line.external_product_id, line.external_variant_id)] = found
     return result
+
+
+async def auto_connect_by_sku(
+    conn: AsyncConnection, merchant_id: str, store_id: str, lines: list[StoreOrderLine]
+) -> bool:
+    """With the merchant's auto-connect setting on, connect store lines whose SKU is an active catalog SKU.
+    Returns whether a connection was made."""
+    skus = {line.sku for line in lines if line.sku and line.external_product_id}
+    if not skus:
+        return False
+    ms, cv, pc = merchant_settings, catalog_variants, product_connections
+    if not await conn.scalar(select(ms.c.auto_connect_by_sku).where(ms.c.merchant_id == merchant_id)):
+        return False
+    variants = {
+        r.sku: r.id
+        for r in await conn.execute(select(cv.c.id, cv.c.sku).where(cv.c.sku.in_(skus), cv.c.status == "active"))
+    }
+    rows = {
+        (line.external_product_id, line.external_variant_id or ""): variants[line.sku]
+        for line in lines
+        if line.sku in variants and line.external_product_id
+    }
+    if not rows:
+        return False
+    await conn.execute(
+        pg_insert(pc)
+        .values(
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "merchant_id": merchant_id,
+                    "store_id": store_id,
+                    "external_product_id": product,
+                    "external_variant_id": variant,
+                    "catalog_variant_id": variant_id,
+                }
+                for (product, variant), variant_id in sorted(rows.items())
+            ]
+        )
+        .on_conflict_do_nothing()
+    )
+    return True

@@ -1,36 +1,89 @@
+"""The Manage Orders page: tabs with counts, order detail, the merchant's actions and ops' after-sales decisions."""
+
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from sqlalchemy import func, select, tuple_
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from sqlalchemy import Select, func, or_, select, tuple_
 
 from services.orders import handlers
 from services.orders.adapters import repository as repo
-from services.orders.adapters.tables import catalog_variants, order_timeline, orders, product_connections
+from services.orders.adapters.tables import after_sales_cases, idempotency_keys, order_timeline, orders
+from services.orders.api.listing import domain_errors, page_by_id
 from services.orders.api.schemas import (
+    AddressUpdate,
+    AfterSalesCasePublic,
     CancelRequest,
-    CatalogVariantCreate,
-    CatalogVariantPublic,
-    ConnectionsPage,
+    CasesPage,
+    Costs,
     OrderDetail,
     OrderLinePublic,
     OrdersPage,
     OrderSummary,
-    ProductConnectionCreate,
-    ProductConnectionPublic,
+    PackagingPublic,
+    RefundCreate,
+    Rejection,
+    ReshipmentCreate,
+    ShipmentPublic,
     TimelineEntryPublic,
 )
-from services.orders.domain.order import Order, Status
-from shared.auth import AnyUser, Merchant, Ops
+from services.orders.domain.order import AfterSalesCase, CaseKind, Shipment, Status
+from shared.auth import Merchant, Ops
 from shared.errors import NotFound
+from shared.events import Address
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
+from shared.idempotency import run_once
 from shared.money import Money
 from shared.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+class OrderFilters:
+    """The filters the tabs share, so that the counts and the lists agree."""
+
+    def __init__(
+        self,
+        store_id: str | None = None,
+        created_from: Annotated[datetime | None, Query(description="inclusive, ISO 8601")] = None,
+        created_to: Annotated[datetime | None, Query(description="exclusive, ISO 8601")] = None,
+        country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$", description="shipping country")] = None,
+        q: Annotated[
+            str | None, Query(min_length=1, max_length=200, description="order name, customer email or name")
+        ] = None,
+    ) -> None:
+        self.store_id, self.created_from, self.created_to, self.country, self.q = (
+            store_id,
+            created_from,
+            created_to,
+            country,
+            q,
+        )
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.store_id, self.created_from, self.created_to, self.country, self.q))
+
+    def apply(self, query: Select) -> Select:
+        o = orders.c
+        if self.store_id:
+            query = query.where(o.store_id == self.store_id)
+        if self.created_from:
+            query = query.where(o.created_at >= self.created_from)
+        if self.created_to:
+            query = query.where(o.created_at < self.created_to)
+        if self.country:
+            query = query.where(o.country_code == self.country)
+        if self.q:
+            pattern = "%" + self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(
+                or_(o.order_name.ilike(pattern), o.customer_email.ilike(pattern), o.customer_name.ilike(pattern))
+            )
+        return query
 
 
 def _summary(row) -> OrderSummary:
@@ -43,167 +96,277 @@ def _summary(row) -> OrderSummary:
         status_reason=row.status_reason,
         total_price=Money.of(row.total_price, row.currency),
         country_code=row.country_code,
+        customer_name=row.customer_name,
+        customer_email=row.customer_email,
+        flags=row.flags,
         created_at=row.created_at,
     )
 
 
-@router.get("/orders", tags=["orders"], summary="List orders of one tab, newest first")
+_SUMMARY_COLUMNS = [
+    orders.c[name]
+    for name in (
+        "id",
+        "store_id",
+        "external_order_id",
+        "order_name",
+        "status",
+        "status_reason",
+        "total_price",
+        "currency",
+        "country_code",
+        "customer_name",
+        "customer_email",
+        "flags",
+        "created_at",
+    )
+]
+
+
+@router.get("/orders", tags=["orders"], summary="List the orders of one tab")
 async def list_orders(
     user: Merchant,
     engine: Engine,
+    filters: Annotated[OrderFilters, Depends()],
     status: Annotated[Status, Query(description="the tab")] = Status.TO_ORDER,
-    store_id: str | None = None,
+    sort: Literal["newest", "oldest"] = "newest",
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> OrdersPage:
-    query = select(orders).where(orders.c.merchant_id == user.merchant_id, orders.c.status == status.value)
-    if store_id:
-        query = query.where(orders.c.store_id == store_id)
+    o = orders.c
+    query = filters.apply(select(*_SUMMARY_COLUMNS).where(o.merchant_id == user.merchant_id, o.status == status.value))
+    position = tuple_(o.created_at, o.id)
     if cursor:
         created_at, last_id = decode_cursor(cursor)
-        query = query.where(
-            tuple_(orders.c.created_at, orders.c.id) < tuple_(datetime.fromisoformat(created_at), last_id)
-        )
+        after = tuple_(datetime.fromisoformat(created_at), last_id)
+        query = query.where(position < after if sort == "newest" else position > after)
+    order_by = (o.created_at.desc(), o.id.desc()) if sort == "newest" else (o.created_at, o.id)
     async with engine.connect() as conn:
-        rows = (
-            await conn.execute(query.order_by(orders.c.created_at.desc(), orders.c.id.desc()).limit(limit + 1))
-        ).all()
-    items = [_summary(r) for r in rows[:limit]]
+        rows = (await conn.execute(query.order_by(*order_by).limit(limit + 1))).all()
     last = rows[limit - 1] if len(rows) > limit else None
-    next_cursor = encode_cursor(last.created_at.isoformat(), last.id) if last else None
-    return OrdersPage(items=items, next_cursor=next_cursor)
+    return OrdersPage(
+        items=[_summary(r) for r in rows[:limit]],
+        next_cursor=encode_cursor(last.created_at.isoformat(), last.id) if last else None,
+    )
 
 
-@router.get("/orders/counts", tags=["orders"], summary="How many orders every tab holds")
-async def order_counts(user: Merchant, engine: Engine) -> dict[Status, int]:
+@router.get("/orders/counts", tags=["orders"], summary="How many orders every tab holds (with the list's filters)")
+async def order_counts(
+    user: Merchant, engine: Engine, filters: Annotated[OrderFilters, Depends()]
+) -> dict[Status, int]:
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(orders.c.status, func.count())
-            .where(orders.c.merchant_id == user.merchant_id)
-            .group_by(orders.c.status)
-        )
-        found = {r[0]: r[1] for r in rows}
+        if not filters.any:  # the counters kept with every status change: constant time
+            return await repo.counts(conn, user.merchant_id)
+        query = filters.apply(
+            select(orders.c.status, func.count()).where(orders.c.merchant_id == user.merchant_id)
+        ).group_by(orders.c.status)
+        found = {r[0]: r[1] for r in await conn.execute(query)}
     return {s: found.get(s.value, 0) for s in Status}
 
 
-@router.get("/orders/{order_id}", tags=["orders"], summary="One order with its lines, costs and timeline")
+@router.get("/orders/{order_id}", tags=["orders"], summary="One order: lines, connections, costs, packaging, timeline")
 async def get_order(order_id: str, user: Merchant, engine: Engine) -> OrderDetail:
     async with engine.connect() as conn:
-        order = await repo.get(conn, user.merchant_id, order_id)
-        if order is None:
-            raise NotFound(f"order {order_id} not found")
-        created_at = (await conn.execute(select(orders.c.created_at).where(orders.c.id == order_id))).scalar_one()
-        timeline = (
-            await conn.execute(
-                select(order_timeline).where(order_timeline.c.order_id == order_id).order_by(order_timeline.c.id)
-            )
-        ).all()
-    return _detail(order, created_at, timeline)
+        return await _detail(conn, user.merchant_id, order_id)
 
 
-def _detail(order: Order, created_at: datetime, timeline) -> OrderDetail:
-    lines = []
-    for line in order.lines:
-        c = line.connection
-        lines.append(
-            OrderLinePublic(
-                **line.store.model_dump(
-                    include={
-                        "external_line_id",
-                        "external_product_id",
-                        "external_variant_id",
-                        "sku",
-                        "title",
-                        "quantity",
-                    }
-                ),
-                unit_price=line.store.unit_price,
-                connected=c is not None,
-                catalog_variant_id=c.catalog_variant_id if c else None,
-                catalog_sku=c.sku if c else None,
-                unit_cost=c.unit_cost if c else None,
-                quantity_ratio=c.quantity_ratio if c else None,
-            )
-        )
-    connected = [line for line in order.lines if line.connection is not None]
-    product_cost = (
-        Money.of(
-            sum((line.connection.unit_cost.amount * line.catalog_quantity for line in connected), Decimal(0)),
-            connected[0].connection.unit_cost.currency,
-        )
-        if connected
-        else None
+async def _detail(conn, merchant_id: str, order_id: str) -> OrderDetail:
+    order = await repo.get(conn, merchant_id, order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    row = (await conn.execute(select(*_SUMMARY_COLUMNS).where(orders.c.id == order_id))).one()
+    timeline = await conn.execute(
+        select(order_timeline).where(order_timeline.c.order_id == order_id).order_by(order_timeline.c.id)
     )
+    connected = len(order.lines) - len(order.unconnected_lines())
     return OrderDetail(
-        id=order.id,
-        store_id=order.store_id,
-        external_order_id=order.external_order_id,
-        order_name=order.order_name,
-        status=order.status.value,
-        status_reason=order.status_reason,
-        total_price=order.total_price,
-        country_code=order.shipping_address.country_code,
-        created_at=created_at,
-        customer_email=order.customer_email,
+        **_summary(row).model_dump(),
         customer_locale=order.customer_locale,
+        store_name=order.store_name,
         shipping_address=order.shipping_address,
-        lines=lines,
-        product_cost=product_cost,
+        connection_state="all" if connected == len(order.lines) else "partial" if connected else "none",
+        lines=[_line(line) for line in order.lines],
+        costs=Costs(products=order.product_cost(), packaging=order.packaging_cost()),
+        packaging=[PackagingPublic(**p.__dict__) for p in order.packaging],
         paid_amount=order.paid_amount,
-        flags=order.flags,
+        refunded_amount=order.refunded(),
+        shipping=order.shipping,
+        shipment=_shipment(order.shipment),
+        resume_status=order.resume_status,
+        after_sales=[_case(order.id, c) for c in order.cases],
         timeline=[TimelineEntryPublic(kind=t.kind, detail=t.detail, actor=t.actor, at=t.at) for t in timeline],
     )
 
 
+def _line(line) -> OrderLinePublic:
+    c = line.connection
+    return OrderLinePublic(
+        **line.store.model_dump(
+            include={"external_line_id", "external_product_id", "external_variant_id", "sku", "title", "quantity"}
+        ),
+        unit_price=line.store.unit_price,
+        connected=c is not None,
+        catalog_variant_id=c.catalog_variant_id if c else None,
+        catalog_sku=c.sku if c else None,
+        unit_cost=c.unit_cost if c else None,
+        quantity_ratio=c.quantity_ratio if c else None,
+    )
+
+
+def _shipment(s: Shipment | None) -> ShipmentPublic | None:
+    return None if s is None else ShipmentPublic(**s.__dict__)
+
+
+def _case(order_id: str, c: AfterSalesCase) -> AfterSalesCasePublic:
+    return AfterSalesCasePublic(
+        id=c.id,
+        order_id=order_id,
+        kind=c.kind.value,
+        state=c.state.value,
+        reason=c.reason,
+        external_line_ids=c.external_line_ids,
+        amount=c.amount,
+        requested_by=c.requested_by,
+        rejection_reason=c.rejection_reason,
+        failure_reason=c.failure_reason,
+        shipment=_shipment(c.shipment),
+    )
+
+
+# --- the merchant's actions ----------------------------------------------------------------------------------
+
+
 @router.post("/orders/{order_id}/cancel", tags=["orders"], summary="Cancel an order from Quoting or To Order")
-async def cancel_order(order_id: str, body: CancelRequest, user: Merchant, engine: Engine) -> OrderSummary:
+async def cancel_order(order_id: str, body: CancelRequest, user: Merchant, engine: Engine) -> OrderDetail:
     async with engine.begin() as conn:
         await handlers.cancel_order(conn, user.merchant_id, order_id, body.reason, f"user:{user.sub}")
-        row = (await conn.execute(select(orders).where(orders.c.id == order_id))).one()
-    return _summary(row)
+        return await _detail(conn, user.merchant_id, order_id)
 
 
-@router.post("/catalog/variants", status_code=201, tags=["catalog"], summary="Add a sourced product variant")
-async def add_catalog_variant(body: CatalogVariantCreate, _: Ops, engine: Engine) -> CatalogVariantPublic:
+@router.put("/orders/{order_id}/address", tags=["orders"], summary="Edit the shipping address before payment")
+async def change_address(order_id: str, body: AddressUpdate, user: Merchant, engine: Engine) -> OrderDetail:
     async with engine.begin() as conn:
-        row = await handlers.add_catalog_variant(conn, body.model_dump())
-    return CatalogVariantPublic.model_validate(row)
-
-
-@router.get("/catalog/variants", tags=["catalog"], summary="Search the catalog")
-async def list_catalog_variants(
-    _: AnyUser, engine: Engine, sku: str | None = None, limit: Limit = 50
-) -> list[CatalogVariantPublic]:
-    query = select(catalog_variants).order_by(catalog_variants.c.sku).limit(limit)
-    if sku:
-        query = query.where(catalog_variants.c.sku == sku)
-    async with engine.connect() as conn:
-        return [CatalogVariantPublic.model_validate(dict(r._mapping)) for r in await conn.execute(query)]
+        address = Address.model_validate(body.model_dump())
+        await handlers.change_address(conn, user.merchant_id, order_id, address, f"user:{user.sub}")
+        return await _detail(conn, user.merchant_id, order_id)
 
 
 @router.post(
-    "/product-connections",
+    "/orders/{order_id}/refunds",
     status_code=201,
-    tags=["product connections"],
-    summary="Connect a store product to a catalog variant",
+    response_model=AfterSalesCasePublic,
+    tags=["after-sales"],
+    summary="Ask for a refund (reason, lines, amount); the order shows in Refunds while it is in progress",
 )
-async def connect_product(body: ProductConnectionCreate, user: Merchant, engine: Engine) -> ProductConnectionPublic:
-    async with engine.begin() as conn:
-        row = await handlers.connect_product(conn, user.merchant_id, body.model_dump(), f"user:{user.sub}")
-    return ProductConnectionPublic.model_validate(row)
+async def request_refund(
+    order_id: str, body: RefundCreate, request: Request, user: Merchant, engine: Engine, key: IdempotencyKey = None
+) -> Response:
+    async def action() -> AfterSalesCasePublic:
+        case = await handlers.request_refund(
+            conn, user.merchant_id, order_id, body.reason, body.external_line_ids, body.amount, f"user:{user.sub}"
+        )
+        return _case(order_id, case)
+
+    with domain_errors():
+        async with engine.begin() as conn:
+            return await run_once(
+                conn,
+                idempotency_keys,
+                scope=f"{user.merchant_id}:refund:{order_id}",
+                key=key,
+                body=await request.body(),
+                status_code=201,
+                action=action,
+            )
 
 
-@router.get("/product-connections", tags=["product connections"], summary="The merchant's connections")
-async def list_connections(
-    user: Merchant, engine: Engine, store_id: str | None = None, limit: Limit = 50, cursor: Cursor = None
-) -> ConnectionsPage:
-    pc = product_connections
-    query = select(pc).where(pc.c.merchant_id == user.merchant_id).order_by(pc.c.id).limit(limit + 1)
-    if store_id:
-        query = query.where(pc.c.store_id == store_id)
-    if cursor:
-        query = query.where(pc.c.id > decode_cursor(cursor)[0])
+@router.post(
+    "/orders/{order_id}/reshipments",
+    status_code=201,
+    response_model=AfterSalesCasePublic,
+    tags=["after-sales"],
+    summary="Ask to send lines again (reason, lines); the order shows in Resent while it is in progress",
+)
+async def request_reshipment(
+    order_id: str, body: ReshipmentCreate, request: Request, user: Merchant, engine: Engine, key: IdempotencyKey = None
+) -> Response:
+    async def action() -> AfterSalesCasePublic:
+        case = await handlers.request_reshipment(
+            conn, user.merchant_id, order_id, body.reason, body.external_line_ids, f"user:{user.sub}"
+        )
+        return _case(order_id, case)
+
+    with domain_errors():
+        async with engine.begin() as conn:
+            return await run_once(
+                conn,
+                idempotency_keys,
+                scope=f"{user.merchant_id}:reshipment:{order_id}",
+                key=key,
+                body=await request.body(),
+                status_code=201,
+                action=action,
+            )
+
+
+# --- ops: after-sales decisions ------------------------------------------------------------------------------
+
+
+@router.get("/after-sales", tags=["after-sales"], summary="Refunds and reshipments to decide or follow (ops)")
+async def list_cases(
+    _: Ops,
+    engine: Engine,
+    kind: Literal["refund", "reshipment"] | None = None,
+    state: Literal["requested", "approved", "rejected", "refunded", "reshipped"] | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> CasesPage:
+    c = after_sales_cases.c
+    query = select(after_sales_cases)
+    if kind:
+        query = query.where(c.kind == kind)
+    if state:
+        query = query.where(c.state == state)
     async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    items = [ProductConnectionPublic.model_validate(dict(r._mapping)) for r in rows[:limit]]
-    return ConnectionsPage(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+        items, next_cursor = await page_by_id(conn, query, c.id, limit, cursor, _case_row)
+    return CasesPage(items=items, next_cursor=next_cursor)
+
+
+def _case_row(row) -> AfterSalesCasePublic:
+    amount = None if row.amount is None else Money.of(row.amount, row.currency)
+    return AfterSalesCasePublic.model_validate({**row._mapping, "amount": amount})
+
+
+async def _decide(order_id: str, case_id: str, kind: CaseKind, approve: bool, reason: str, user, engine):
+    with domain_errors():
+        async with engine.begin() as conn:
+            case = await handlers.decide_case(conn, order_id, case_id, kind, approve, reason, f"user:{user.sub}")
+    return _case(order_id, case)
+
+
+@router.post("/orders/{order_id}/refunds/{refund_id}/approve", tags=["after-sales"], summary="Approve a refund (ops)")
+async def approve_refund(order_id: str, refund_id: str, user: Ops, engine: Engine) -> AfterSalesCasePublic:
+    return await _decide(order_id, refund_id, CaseKind.REFUND, True, "", user, engine)
+
+
+@router.post("/orders/{order_id}/refunds/{refund_id}/reject", tags=["after-sales"], summary="Reject a refund (ops)")
+async def reject_refund(
+    order_id: str, refund_id: str, body: Rejection, user: Ops, engine: Engine
+) -> AfterSalesCasePublic:
+    return await _decide(order_id, refund_id, CaseKind.REFUND, False, body.reason, user, engine)
+
+
+@router.post(
+    "/orders/{order_id}/reshipments/{reshipment_id}/approve", tags=["after-sales"], summary="Approve a reshipment"
+)
+async def approve_reshipment(order_id: str, reshipment_id: str, user: Ops, engine: Engine) -> AfterSalesCasePublic:
+    return await _decide(order_id, reshipment_id, CaseKind.RESHIPMENT, True, "", user, engine)
+
+
+@router.post(
+    "/orders/{order_id}/reshipments/{reshipment_id}/reject", tags=["after-sales"], summary="Reject a reshipment"
+)
+async def reject_reshipment(
+    order_id: str, reshipment_id: str, body: Rejection, user: Ops, engine: Engine
+) -> AfterSalesCasePublic:
+    return await _decide(order_id, reshipment_id, CaseKind.RESHIPMENT, False, body.reason, user, engine)
