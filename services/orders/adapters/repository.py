@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, func, insert, or_, select, text, tuple_, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -15,6 +15,7 @@ from services.orders.adapters.tables import (
     after_sales_cases,
     catalog_variants,
     merchant_settings,
+    order_count_changes,
     order_counts,
     order_timeline,
     orders,
@@ -218,28 +219,47 @@ async def save(conn: AsyncConnection, order: Order) -> None:
 
 
 async def _count_move(conn: AsyncConnection, merchant_id: str, before: Status | None, after: Status) -> None:
-    """Keep the per-merchant tab counters in this transaction. Rows are touched in status order, so two
-    transactions moving orders of one merchant lock them in the same order and cannot deadlock."""
+    """Record the tab-count change in this transaction, as insert-only rows (see order_count_changes)."""
     if before == after:
         return
     deltas = {after.value: 1, **({before.value: -1} if before is not None else {})}
-    for status in sorted(deltas):
-        await conn.execute(
-            pg_insert(order_counts)
-            .values(merchant_id=merchant_id, status=status, count=deltas[status])
-            .on_conflict_do_update(
-                index_elements=[order_counts.c.merchant_id, order_counts.c.status],
-                set_={"count": order_counts.c.count + deltas[status]},
-            )
-        )
+    await conn.execute(
+        insert(order_count_changes),
+        [{"merchant_id": merchant_id, "status": status, "delta": delta} for status, delta in deltas.items()],
+    )
 
 
 async def counts(conn: AsyncConnection, merchant_id: str) -> dict[Status, int]:
-    rows = await conn.execute(
-        select(order_counts.c.status, order_counts.c.count).where(order_counts.c.merchant_id == merchant_id)
-    )
-    found = {r.status: r.count for r in rows}
+    """The folded counters plus the changes not folded yet, read in one snapshot."""
+    c, d = order_counts, order_count_changes
+    both = union_all(
+        select(c.c.status, c.c.count.label("n")).where(c.c.merchant_id == merchant_id),
+        select(d.c.status, d.c.delta.label("n")).where(d.c.merchant_id == merchant_id),
+    ).subquery()
+    rows = await conn.execute(select(both.c.status, func.sum(both.c.n)).group_by(both.c.status))
+    found = {status: int(n) for status, n in rows}
     return {s: found.get(s.value, 0) for s in Status}
+
+
+async def fold_count_changes(conn: AsyncConnection, limit: int = 10_000) -> int:
+    """Move a batch of count changes into order_counts; returns how many were folded. Instances share the work
+    (SKIP LOCKED) and touch counter rows in key order, so two folders cannot deadlock."""
+    folded = await conn.scalar(
+        text(
+            f"""WITH folded AS (
+                DELETE FROM {order_count_changes.fullname} WHERE id IN (
+                    SELECT id FROM {order_count_changes.fullname} ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
+                RETURNING merchant_id, status, delta
+            ), totals AS (
+                INSERT INTO {order_counts.fullname} AS c (merchant_id, status, count)
+                SELECT merchant_id, status, sum(delta) FROM folded GROUP BY 1, 2 ORDER BY 1, 2
+                ON CONFLICT (merchant_id, status) DO UPDATE SET count = c.count + EXCLUDED.count
+            )
+            SELECT count(*) FROM folded"""  # noqa: S608 - our own table names
+        ),
+        {"limit": limit},
+    )
+    return int(folded or 0)
 
 
 async def _write_cases(conn: AsyncConnection, order: Order) -> None:

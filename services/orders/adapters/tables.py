@@ -72,7 +72,18 @@ order_counts = Table(
     Column("merchant_id", Text, primary_key=True),
     Column("status", Text, primary_key=True),
     Column("count", BigInteger, nullable=False),
-    comment="orders per merchant and tab, kept in the transaction that changes an order's status",
+    comment="orders per merchant and tab, as of the last fold of order_count_changes",
+)
+
+order_count_changes = Table(
+    "order_count_changes",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("merchant_id", Text, nullable=False, index=True),
+    Column("status", Text, nullable=False),
+    Column("delta", Integer, nullable=False),
+    comment="tab-count changes written with each status change and folded into order_counts in the background;"
+    " insert-only, so concurrent status changes of one merchant never wait on one counter row",
 )
 
 after_sales_cases = Table(

@@ -43,7 +43,25 @@ def upgrade() -> None:
         sa.Column("count", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("merchant_id", "status", name=op.f("pk_order_counts")),
         schema="orders",
-        comment="orders per merchant and tab, kept in the transaction that changes an order's status",
+        comment="orders per merchant and tab, as of the last fold of order_count_changes",
+    )
+    op.create_table(
+        "order_count_changes",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("merchant_id", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("delta", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_order_count_changes")),
+        schema="orders",
+        comment="tab-count changes written with each status change and folded into order_counts in the background;"
+        " insert-only, so concurrent status changes of one merchant never wait on one counter row",
+    )
+    op.create_index(
+        op.f("ix_order_count_changes_merchant_id"),
+        "order_count_changes",
+        ["merchant_id"],
+        unique=False,
+        schema="orders",
     )
     op.create_table(
         "catalog_variants",
@@ -327,5 +345,7 @@ def downgrade() -> None:
     op.drop_table("handled_events", schema="orders")
     op.drop_table("catalog_variants", schema="orders")
     op.drop_table("order_counts", schema="orders")
+    op.drop_index(op.f("ix_order_count_changes_merchant_id"), table_name="order_count_changes", schema="orders")
+    op.drop_table("order_count_changes", schema="orders")
     op.drop_table("merchant_settings", schema="orders")
     op.drop_table("catalog_products", schema="orders")
