@@ -118,7 +118,7 @@ async def _lock_payable(conn: AsyncConnection, merchant_id: str, order_ids: list
     return rows
 
 
-def _choose_shipping(row, order: PayableOrderPayload, methods: dict, chosen: str | None) -> ShippingChoice | None:
+def _choose_shipping(row, order: PayableOrderPayload, methods: dict, chosen: str | None) -> ShippingChoice:
     """The order's method: the merchant's choice in this checkout, else the one the rules picked."""
     method_id = chosen or row.shipping_method_id
     if chosen is None and row.shipping_problem:
@@ -127,7 +127,11 @@ def _choose_shipping(row, order: PayableOrderPayload, methods: dict, chosen: str
             current_status="shipping_unavailable",
         )
     if method_id is None:
-        return None  # no rule, no default: the agent ships at no charge and picks the carrier itself
+        raise Conflict(
+            f"order {row.order_id} has no shipping method: no shipping rule matched and no default method is set;"
+            " choose one for it, or set a default and re-run the rules",
+            current_status="no_shipping_method",
+        )
     method = methods.get(method_id)
     if method is None:
         raise Unprocessable(f"unknown shipping method {method_id}", errors=[{"field": f"shipping.{row.order_id}"}])
@@ -168,7 +172,7 @@ async def create_checkout(
     for r in rows:
         order = PayableOrderPayload.model_validate(r.order)
         choice = _choose_shipping(r, order, methods, shipping.get(r.order_id))
-        costs = price(order, shipping=choice.price.amount if choice else Decimal(0), fees=fee)
+        costs = price(order, shipping=choice.price.amount, fees=fee)
         lines.append((r, costs, choice))
     checkout_id = str(uuid.uuid4())
     await conn.execute(
@@ -188,7 +192,7 @@ async def create_checkout(
                 "order_id": r.order_id,
                 "breakdown": costs.as_dict(),
                 "order": r.order,
-                "shipping": choice.model_dump(mode="json") if choice else None,
+                "shipping": choice.model_dump(mode="json"),
             }
             for r, costs, choice in lines
         ],

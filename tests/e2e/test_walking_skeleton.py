@@ -89,6 +89,27 @@ async def test_an_order_from_webhook_to_shipped(stack, migrated):
     assert store.status_code == 201, store.text
     store_id = store.json()["id"]
     assert "shpat_e2e_token" not in store.text and secret not in store.text
+    # Ops offer a shipping method; the merchant makes it the default for orders no rule matches.
+    method = client.call(
+        "POST",
+        "checkout",
+        "/v1/shipping-methods",
+        role="ops",
+        json={
+            "name": f"YunExpress Global Direct {merchant}",
+            "carrier": "YunExpress",
+            "currency": "USD",
+            "rates": {
+                "US": {"first_weight_grams": 500, "first_price": "5.00", "step_weight_grams": 500, "step_price": "2.00"}
+            },
+            "delivery_days_min": 7,
+            "delivery_days_max": 12,
+            "max_weight_grams": 20000,
+        },
+    )
+    assert method.status_code == 201, method.text
+    default = client.call("PUT", "checkout", "/v1/shipping-settings", json={"default_method_id": method.json()["id"]})
+    assert default.status_code == 200, default.text
     variants = {}
     for sku, cost in ((sku_a, "4.20"), (sku_b, "2.35")):
         response = client.call(
@@ -169,15 +190,16 @@ async def test_an_order_from_webhook_to_shipped(stack, migrated):
         what="checkout to know both orders",
     )
     costs = {o["order_id"]: o["costs"]["total"]["amount"] for o in checkout["orders"]}
-    assert costs == {order_a: "8.40", order_b: "7.05"}  # 4.20 x 1 x ratio 2; 2.35 x 3
-    assert checkout["total"] == {"amount": "15.45", "currency": "USD"}
+    # products 4.20 x 1 x ratio 2 and 2.35 x 3; shipping 5.00 for the first 500 g + 2.00 per started 500 g more
+    assert costs == {order_a: "15.40", order_b: "14.05"}
+    assert checkout["total"] == {"amount": "29.45", "currency": "USD"}
     pay = {"headers": {"Idempotency-Key": f"pay-{checkout['id']}"}, "json": {"method": "balance"}}
     paid = client.call("POST", "checkout", f"/v1/checkouts/{checkout['id']}/pay", **pay)
     assert paid.status_code == 200, paid.text
     replay = client.call("POST", "checkout", f"/v1/checkouts/{checkout['id']}/pay", **pay)
     assert replay.json() == paid.json() and replay.headers.get("idempotent-replayed") == "true"
     balance = client.call("GET", "checkout", "/v1/balance").json()
-    assert balance["balance"] == {"amount": "34.55", "currency": "USD"}
+    assert balance["balance"] == {"amount": "20.55", "currency": "USD"}
     eventually(lambda: client.counts()["processing"] == 2, what="both orders in Processing")
 
     # The warehouse: every step for both orders, then shipped.

@@ -130,7 +130,21 @@ async def new_method(api: Api, **changes) -> str:
     return response.json()["id"]
 
 
+_free_shipping: dict[str, str] = {}
+
+
+async def free_shipping(api: Api) -> str:
+    """A method that costs nothing, for tests about payments rather than shipping prices."""
+    if api.url not in _free_shipping:
+        rates = {c: {"first_weight_grams": 2000, "first_price": "0.00"} for c in ("DE", "FR", "US")}
+        _free_shipping[api.url] = await new_method(api, name="Free test shipping", rates=rates)
+    return _free_shipping[api.url]
+
+
 async def checkout(api: Api, order_ids: list[str], **body) -> dict:
+    """A checkout; without `shipping`, every order ships by the free method (no rule or default is set)."""
+    if "shipping" not in body:
+        body["shipping"] = {order_id: await free_shipping(api) for order_id in order_ids}
     response = await api.call("POST", "/v1/checkouts", json={"order_ids": order_ids, **body})
     assert response.status_code == 201, response.text
     return response.json()
