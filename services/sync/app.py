@@ -3,19 +3,26 @@ from fastapi import FastAPI
 from services.sync.adapters.secrets import SecretBox
 from services.sync.adapters.tables import metadata
 from services.sync.api.routes import router
-from services.sync.settings import get_settings
+from services.sync.consumers import CONSUMES, HANDLERS
+from services.sync.polling import periodic_sync
+from services.sync.settings import SyncSettings, get_settings
+from services.sync.writeback import push_tracking
 from shared.service import ServiceDefinition, create_app
 
 
-def app() -> FastAPI:
-    settings = get_settings()
+def app(settings: SyncSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
     application = create_app(
         ServiceDefinition(
             settings=settings,
             metadata=metadata,
             routers=[router],
             description="Stores, store webhooks, polling and tracking write-back.",
+            handlers=HANDLERS,
+            consumes=CONSUMES,
+            background=(periodic_sync, push_tracking),
         )
     )
     application.state.secret_box = SecretBox(settings.sync_secrets_key)
+    application.state.sync_tasks = set()
     return application

@@ -16,6 +16,9 @@ class StoreCreate(BaseModel):
     consumer_key: SecretStr | None = Field(default=None, description="WooCommerce REST consumer key")
     consumer_secret: SecretStr | None = Field(default=None, description="WooCommerce REST consumer secret")
     webhook_secret: SecretStr = Field(min_length=8, description="the key the store signs webhooks with")
+    api_url: str | None = Field(
+        default=None, max_length=500, description="where the store's API answers, when not https://{shop_domain}"
+    )
 
     @field_validator("shop_domain")
     @classmethod
@@ -39,15 +42,32 @@ class StoreCreate(BaseModel):
         return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in data.items()}
 
 
+class StoreUpdate(BaseModel):
+    """New credentials reconnect a disconnected store."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    api_url: str | None = Field(default=None, max_length=500)
+    access_token: SecretStr | None = None
+    consumer_key: SecretStr | None = None
+    consumer_secret: SecretStr | None = None
+    webhook_secret: SecretStr | None = Field(default=None, min_length=8)
+
+    def plain(self) -> dict:
+        data = self.model_dump(exclude_none=True)
+        return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in data.items()}
+
+
 class StorePublic(BaseModel):
     """A store as the API shows it: credentials and secrets are never returned."""
 
     id: str
     platform: str
     shop_domain: str
+    api_url: str
     name: str
     status: str
     status_reason: str | None
+    sync_cursor: datetime | None = Field(description="orders updated before this were reconciled by a sync")
     created_at: datetime
 
 
@@ -59,3 +79,68 @@ class StoresPage(BaseModel):
 class WebhookAccepted(BaseModel):
     outcome: str
     order_id: str | None = None
+
+
+class WebhooksRegistered(BaseModel):
+    address: str
+    topics: list[str]
+
+
+class SyncJobPublic(BaseModel):
+    id: str
+    store_id: str
+    trigger: Literal["manual", "schedule"]
+    status: Literal["running", "succeeded", "failed"]
+    pages: int
+    new: int
+    updated: int
+    unchanged: int
+    skipped: int
+    cancelled: int
+    skipped_reasons: dict[str, int] = Field(description="why orders were skipped, with how many each")
+    errors: list[str] = Field(description="retries and failures, newest last")
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class SyncJobsPage(BaseModel):
+    items: list[SyncJobPublic]
+    next_cursor: str | None = None
+
+
+class WebhookFailurePublic(BaseModel):
+    id: str
+    store_id: str
+    topic: str
+    field: str
+    error: str
+    payload: str = Field(description="the raw body as received")
+    received_at: datetime
+
+
+class WebhookFailuresPage(BaseModel):
+    items: list[WebhookFailurePublic]
+    next_cursor: str | None = None
+
+
+class TrackingPushPublic(BaseModel):
+    id: str
+    store_id: str
+    order_id: str
+    external_order_id: str
+    shipment_id: str
+    reshipment_id: str | None
+    carrier: str
+    tracking_number: str
+    status: Literal["pending", "done", "failed"]
+    attempts: int
+    attempt_log: list[dict]
+    last_error: str | None
+    next_attempt_at: datetime
+    created_at: datetime
+    done_at: datetime | None
+
+
+class TrackingPushesPage(BaseModel):
+    items: list[TrackingPushPublic]
+    next_cursor: str | None = None

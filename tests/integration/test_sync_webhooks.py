@@ -1,0 +1,237 @@
+"""Store webhooks into the sync service, run in process (uvicorn in the test's event loop) on the real PostgreSQL
+and Kafka, fed by the Shopify and WooCommerce emulators over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from services.sync.adapters.tables import store_orders
+from services.sync.app import app as sync_app
+from services.sync.handlers import order_id_for
+from shared import topics
+from shared.events import parse_event
+from tests.conftest import settings_for
+from tests.kafka import read_topic
+from tools import demo
+from tools.emulators import serve
+from tools.emulators.shopify import ShopifyEmulator
+from tools.emulators.woocommerce import WooCommerceEmulator
+
+PREFIX = f"syncwh{uuid.uuid4().hex[:6]}."
+
+
+@pytest.fixture(scope="module")
+async def sync(migrated):
+    settings = settings_for("sync", migrated, topic_prefix=PREFIX, sync_interval_seconds=3600)
+    async with serve(sync_app(settings)) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        settings.sync_public_url = url  # known once it listens: where the stores deliver the webhooks we register
+        yield http
+
+
+def merchant_auth(merchant: str) -> dict[str, str]:
+    return demo.auth("merchant", merchant)
+
+
+async def connect(sync: httpx.AsyncClient, merchant: str, emulator, api_url: str | None = None) -> dict:
+    if isinstance(emulator, ShopifyEmulator):
+        body = {"platform": "shopify", "shop_domain": emulator.shop, "access_token": emulator.access_token}
+    else:
+        body = {
+            "platform": "woocommerce",
+            "shop_domain": emulator.site,
+            "consumer_key": emulator.consumer_key,
+            "consumer_secret": emulator.consumer_secret,
+        }
+    body |= {"name": f"Store of {merchant}", "webhook_secret": emulator.webhook_secret, "api_url": api_url}
+    response = await sync.post("/v1/stores", json=body, headers=merchant_auth(merchant))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def new_shop() -> ShopifyEmulator:
+    return ShopifyEmulator(f"s{uuid.uuid4().hex[:10]}.myshopify.com", access_token=f"shpat_{uuid.uuid4().hex}")
+
+
+async def events_for(migrated, order_ids: set[str], expected: int | None = None) -> list:
+    """The store-orders events published for these orders: all there are after 3 s, or, with `expected`, as soon
+    as that many are there (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while True:
+        records = await read_topic(
+            migrated["KAFKA_BOOTSTRAP_SERVERS"], PREFIX + topics.STORE_ORDERS, until=10**9, timeout=3
+        )
+        events = [parse_event(r.value) for r in records if r.key.decode() in order_ids]
+        if expected is None or len(events) >= expected or time.monotonic() > deadline:
+            return events
+
+
+async def test_shopify_signatures_are_checked_before_anything_is_stored(sync, engine_for):
+    shop = new_shop()
+    store = await connect(sync, f"m-{uuid.uuid4().hex[:8]}", shop)
+    order = shop.create_order()
+    body = json.dumps(order).encode()
+    forged = {**shop.signed_headers("orders/create", body), "X-Shopify-Hmac-Sha256": "AAAA" + "=" * 40}
+    assert (await sync.post("/webhooks/shopify", content=body, headers=forged)).status_code == 401
+    tampered = shop.signed_headers("orders/create", body)
+    assert (await sync.post("/webhooks/shopify", content=body + b" ", headers=tampered)).status_code == 401
+    unknown = {**shop.signed_headers("orders/create", body), "X-Shopify-Shop-Domain": "nobody.myshopify.com"}
+    response = await sync.post("/webhooks/shopify", content=body, headers=unknown)
+    assert response.status_code == 401 and response.headers["content-type"] == "application/problem+json"
+    async with engine_for("sync").connect() as conn:
+        held = (await conn.execute(select(store_orders).where(store_orders.c.store_id == store["id"]))).all()
+    assert held == []
+    good = await sync.post("/webhooks/shopify", content=body, headers=shop.signed_headers("orders/create", body))
+    assert good.status_code == 200 and good.json()["outcome"] == "synced", good.text
+
+
+async def test_every_delivery_duplicated_gives_one_order_and_one_event(sync, migrated):
+    shop = new_shop()
+    await connect(sync, f"m-{uuid.uuid4().hex[:8]}", shop)
+    for _ in range(5):
+        shop.create_order()
+    statuses = await shop.deliver(f"{sync.base_url}/webhooks/shopify", duplicates=4, shuffle=True, seed=3)
+    assert statuses == [200] * 40  # 5 orders x (orders/create + orders/paid) x 4 copies
+    external = {str(i) for i in shop.orders}
+    order_ids = {
+        (await sync.post("/webhooks/shopify", content=b, headers=shop.signed_headers("orders/paid", b))).json()[
+            "order_id"
+        ]
+        for b in (json.dumps(o).encode() for o in shop.orders.values())
+    }
+    assert len(order_ids) == 5
+    events = await events_for(migrated, order_ids)
+    synced = Counter(e.order_id for e in events if e.event_type == "OrderSynced")
+    assert synced == dict.fromkeys(order_ids, 1)
+    assert {e.payload.order.external_order_id for e in events} == external
+
+
+async def test_shuffled_deliveries_leave_the_newest_state(sync, engine_for):
+    shop = new_shop()
+    store = await connect(sync, f"m-{uuid.uuid4().hex[:8]}", shop)
+    order = shop.create_order()
+    for city in ("Lisbon", "Porto", "Braga", "Faro"):
+        shop.update_order(order["id"], shipping_address={**order["shipping_address"], "city": city})
+    await shop.deliver(f"{sync.base_url}/webhooks/shopify", shuffle=True, seed=7)
+    async with engine_for("sync").connect() as conn:
+        held = (
+            await conn.execute(select(store_orders.c.payload).where(store_orders.c.store_id == store["id"]))
+        ).scalar_one()
+    assert held["shipping_address"]["city"] == "Faro"
+    assert held["store_updated_at"].startswith(order["updated_at"][:19])
+
+
+async def test_a_store_side_cancellation_is_published(sync, migrated):
+    shop = new_shop()
+    await connect(sync, f"m-{uuid.uuid4().hex[:8]}", shop)
+    order = shop.create_order()
+    shop.cancel_order(order["id"])
+    statuses = await shop.deliver(f"{sync.base_url}/webhooks/shopify")
+    assert statuses == [200, 200, 200]
+    body = json.dumps(order).encode()
+    again = await sync.post("/webhooks/shopify", content=body, headers=shop.signed_headers("orders/cancelled", body))
+    assert again.json()["outcome"].startswith("stale")
+    events = await events_for(migrated, {again.json()["order_id"]}, expected=2)
+    assert [e.event_type for e in events] == ["OrderSynced", "StoreOrderCancelled"]
+
+
+async def test_a_payload_without_what_we_need_is_refused_and_kept(sync):
+    merchant = f"m-{uuid.uuid4().hex[:8]}"
+    shop = new_shop()
+    await connect(sync, merchant, shop)
+    order = shop.create_order()
+    del order["currency"]
+    body = json.dumps(order).encode()
+    response = await sync.post("/webhooks/shopify", content=body, headers=shop.signed_headers("orders/create", body))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "currency"
+    malformed = b'{"id": 1,'
+    bad = await sync.post(
+        "/webhooks/shopify", content=malformed, headers=shop.signed_headers("orders/create", malformed)
+    )
+    assert bad.status_code == 400
+    failures = (await sync.get("/v1/webhook-failures", headers=merchant_auth(merchant))).json()["items"]
+    assert [(f["field"], f["topic"], f["payload"]) for f in failures] == [("currency", "orders/create", body.decode())]
+    stranger = (await sync.get("/v1/webhook-failures", headers=merchant_auth("someone-else"))).json()["items"]
+    assert all(f["id"] != failures[0]["id"] for f in stranger)
+
+
+async def test_app_uninstalled_disconnects_the_store_and_the_merchant_can_remove_it(sync):
+    merchant = f"m-{uuid.uuid4().hex[:8]}"
+    shop = new_shop()
+    store = await connect(sync, merchant, shop)
+    body = json.dumps({"id": 1, "domain": shop.shop}).encode()
+    response = await sync.post("/webhooks/shopify", content=body, headers=shop.signed_headers("app/uninstalled", body))
+    assert response.json()["outcome"] == "store disconnected"
+    after = (await sync.get(f"/v1/stores/{store['id']}", headers=merchant_auth(merchant))).json()
+    assert after["status"] == "disconnected" and "uninstalled" in after["status_reason"]
+    assert (await sync.delete(f"/v1/stores/{store['id']}", headers=merchant_auth("someone-else"))).status_code == 404
+    assert (await sync.delete(f"/v1/stores/{store['id']}", headers=merchant_auth(merchant))).status_code == 204
+    assert (await sync.get(f"/v1/stores/{store['id']}", headers=merchant_auth(merchant))).status_code == 404
+    order = json.dumps(shop.create_order()).encode()
+    refused = await sync.post("/webhooks/shopify", content=order, headers=shop.signed_headers("orders/create", order))
+    assert refused.status_code == 401  # a removed store's webhooks are refused
+    await connect(sync, merchant, shop)  # and the shop can be connected again
+
+
+async def test_woocommerce_webhooks_signature_ping_dedupe_and_delete(sync, migrated):
+    merchant = f"m-{uuid.uuid4().hex[:8]}"
+    woo = WooCommerceEmulator(f"w{uuid.uuid4().hex[:8]}.example.com")
+    store = await connect(sync, merchant, woo)
+    url = f"{sync.base_url}/webhooks/woocommerce/{store['id']}"
+    ping = await sync.post(url, content=b"webhook_id=5", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert ping.status_code == 200 and ping.json()["outcome"] == "ping"
+    unknown = f"{sync.base_url}/webhooks/woocommerce/{uuid.uuid4()}"
+    assert (await sync.post(unknown, content=b"webhook_id=5")).status_code == 401
+
+    order = woo.create_order()
+    body = json.dumps(order).encode()
+    forged = {**woo.signed_headers("order.created", body), "X-WC-Webhook-Signature": "bm9wZQ=="}
+    assert (await sync.post(url, content=body, headers=forged)).status_code == 401
+    assert await woo.deliver(url, duplicates=3) == [200, 200, 200]
+    first = await sync.post(url, content=body, headers=woo.signed_headers("order.created", body))
+    assert first.json()["outcome"] == "duplicate"  # same order id and date_modified_gmt
+    woo.delete_order(order["id"])
+    assert await woo.deliver(url) == [200]
+    events = await events_for(migrated, {order_id_for(store["id"], str(order["id"]))}, expected=2)
+    kinds = [e.event_type for e in events]
+    assert kinds == ["OrderSynced", "StoreOrderCancelled"], kinds
+    synced = events[0].payload.order
+    assert synced.platform == "woocommerce" and str(synced.total_price.amount) == "19.90"
+    assert synced.store_name == f"Store of {merchant}"
+
+
+async def test_connecting_registers_our_webhooks_in_the_store(sync, migrated):
+    merchant = f"m-{uuid.uuid4().hex[:8]}"
+    shop = new_shop()
+    woo = WooCommerceEmulator(f"w{uuid.uuid4().hex[:8]}.example.com")
+    async with serve(shop.app) as shop_url, serve(woo.app) as woo_url:
+        store = await connect(sync, merchant, shop, api_url=shop_url)
+        woo_store = await connect(sync, merchant, woo, api_url=woo_url)
+        for connected in (store, woo_store):
+            response = await sync.post(f"/v1/stores/{connected['id']}/webhooks", headers=merchant_auth(merchant))
+            assert response.status_code == 200, response.text
+        shop.create_order()
+        woo.create_order()
+        assert await shop.deliver() == [200, 200]  # to the addresses registered, not to a URL given here
+        assert await woo.deliver() == [200]
+    assert sorted(w["topic"] for w in shop.webhooks) == sorted(
+        ["orders/create", "orders/paid", "orders/updated", "orders/cancelled", "app/uninstalled"]
+    )
+    assert {w["address"] for w in shop.webhooks} == {f"{sync.base_url}/webhooks/shopify"}
+    assert {w["delivery_url"] for w in woo.webhooks} == {f"{sync.base_url}/webhooks/woocommerce/{woo_store['id']}"}
+    events = await events_for(
+        migrated,
+        {
+            order_id_for(store["id"], str(next(iter(shop.orders)))),
+            order_id_for(woo_store["id"], str(next(iter(woo.orders)))),
+        },
+        expected=2,
+    )
+    assert sorted(e.payload.order.platform for e in events) == ["shopify", "woocommerce"]
