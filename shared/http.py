@@ -137,7 +137,7 @@ def install_health(app: FastAPI, ready_check: Callable[[], Awaitable[dict[str, b
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
 
 
-def _engine(request: Request) -> AsyncEngine:
+async def _engine(request: Request) -> AsyncEngine:
     return request.app.state.engine
 
 

@@ -200,11 +200,12 @@ async def test_methods_quotes_rules_and_checkout_with_shipping(env, engine):
 
     quote = (await api.call("GET", "/v1/shipping-quotes", params={"order_id": light, "explain": "true"})).json()
     assert quote["weight_grams"] == 600
-    assert [(i["name"], i["price"]["amount"]) for i in quote["items"]] == [
+    ours = {yun, express, fr_only}  # methods are shared by all merchants: other tests add theirs
+    assert [(i["name"], i["price"]["amount"]) for i in quote["items"] if i["method_id"] in ours] == [
         ("YunExpress Global Direct", "3.45"),
         ("DHL Express", "19.90"),
     ]
-    assert [u["reason"] for u in quote["unavailable"]] == ["does not ship to DE"]
+    assert [u["reason"] for u in quote["unavailable"] if u["method_id"] in ours] == ["does not ship to DE"]
     assert quote["selected"]["method_id"] == yun and "default" in quote["selected"]["reason"]
     assert (await api.call("GET", "/v1/shipping-quotes", params={"order_id": light})).json()["unavailable"] is None
     heavy_quote = (await api.call("GET", "/v1/shipping-quotes", params={"order_id": heavy_order})).json()
