@@ -6,7 +6,6 @@ python -m tools.demo order [--id N]    send a signed orders/create webhook for t
 from __future__ import annotations
 
 import argparse
-import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,6 +19,8 @@ from tools.stack import SERVICES
 MERCHANT = "demo-merchant"
 SHOP = "demo-store.myshopify.com"
 WEBHOOK_SECRET = "demo-webhook-secret"  # noqa: S105 - the demo store's, published on purpose
+ACCESS_TOKEN = "shpat_demo_token"  # noqa: S105 - likewise
+SHIPPING_METHOD = "YunExpress Global Direct"
 PRODUCT_ID, VARIANT_ID, SKU = 7001, 8001, "DEMO-MUG-BLK"
 
 
@@ -110,34 +111,48 @@ def shopify_headers(
     }
 
 
+SHOPIFY_EMULATOR = "http://127.0.0.1:8101"
+
+
 def seed(stack) -> None:
     """Idempotent: a second run finds everything in place."""
     with httpx.Client(timeout=10) as http:
-        stores = http.get(f"{stack.url('sync')}/v1/stores", headers=auth()).json()["items"]
+
+        def call(method: str, service: str, path: str, role: str = "merchant", **kw) -> httpx.Response:
+            return http.request(
+                method, f"{stack.url(service)}{path}", headers={**auth(role), **kw.pop("headers", {})}, **kw
+            )
+
+        stores = call("GET", "sync", "/v1/stores").json()["items"]
         store = next((s for s in stores if s["shop_domain"] == SHOP), None)
         if store is None:
             store = (
-                http.post(
-                    f"{stack.url('sync')}/v1/stores",
-                    headers=auth(),
+                call(
+                    "POST",
+                    "sync",
+                    "/v1/stores",
                     json={
                         "platform": "shopify",
                         "shop_domain": SHOP,
                         "name": "Demo Store",
-                        "access_token": "shpat_demo_token",
+                        "api_url": SHOPIFY_EMULATOR,
+                        "access_token": ACCESS_TOKEN,
                         "webhook_secret": WEBHOOK_SECRET,
                     },
                 )
                 .raise_for_status()
                 .json()
             )
-        variants = http.get(f"{stack.url('orders')}/v1/catalog/variants", params={"sku": SKU}, headers=auth()).json()
+            call("POST", "sync", f"/v1/stores/{store['id']}/webhooks").raise_for_status()
+        variants = call("GET", "orders", "/v1/catalog/variants", params={"sku": SKU}).json()["items"]
         variant = (
             variants[0]
             if variants
-            else http.post(
-                f"{stack.url('orders')}/v1/catalog/variants",
-                headers=auth("ops"),
+            else call(
+                "POST",
+                "orders",
+                "/v1/catalog/variants",
+                role="ops",
                 json={
                     "sku": SKU,
                     "title": "Black ceramic mug 11oz",
@@ -149,9 +164,10 @@ def seed(stack) -> None:
             .raise_for_status()
             .json()
         )
-        http.post(
-            f"{stack.url('orders')}/v1/product-connections",
-            headers=auth(),
+        call(
+            "POST",
+            "orders",
+            "/v1/product-connections",
             json={
                 "store_id": store["id"],
                 "external_product_id": str(PRODUCT_ID),
@@ -159,9 +175,43 @@ def seed(stack) -> None:
                 "catalog_variant_id": variant["id"],
             },
         )  # 409 when connected already
-        http.post(
-            f"{stack.url('checkout')}/v1/balance/top-ups",
-            headers={**auth("ops"), "Idempotency-Key": "demo-seed"},
+        methods = call("GET", "checkout", "/v1/shipping-methods").json()["items"]
+        method = next((m for m in methods if m["name"] == SHIPPING_METHOD), None)
+        if method is None:
+            method = (
+                call(
+                    "POST",
+                    "checkout",
+                    "/v1/shipping-methods",
+                    role="ops",
+                    json={
+                        "name": SHIPPING_METHOD,
+                        "carrier": "YunExpress",
+                        "currency": "USD",
+                        "rates": {
+                            c: {
+                                "first_weight_grams": 500,
+                                "first_price": "4.90",
+                                "step_weight_grams": 500,
+                                "step_price": "1.80",
+                            }
+                            for c in ("US", "BR", "DE", "FR", "GB", "PT")
+                        },
+                        "delivery_days_min": 7,
+                        "delivery_days_max": 12,
+                        "max_weight_grams": 20000,
+                    },
+                )
+                .raise_for_status()
+                .json()
+            )
+        call("PUT", "checkout", "/v1/shipping-settings", json={"default_method_id": method["id"]}).raise_for_status()
+        call(
+            "POST",
+            "checkout",
+            "/v1/balance/top-ups",
+            role="ops",
+            headers={"Idempotency-Key": "demo-seed"},
             json={
                 "merchant_id": MERCHANT,
                 "amount": {"amount": "1000.00", "currency": "USD"},
@@ -175,26 +225,31 @@ def instructions(stack) -> str:
     return f"""
 The four services are up (OpenAPI docs):
 {urls}
-Demo merchant '{MERCHANT}' with the Shopify store {SHOP} and a balance of 1000.00 USD.
+Demo merchant '{MERCHANT}' with the Shopify store {SHOP} (an emulator at {SHOPIFY_EMULATOR}), a default
+shipping method and a balance of 1000.00 USD; Stripe and an SMTP server are emulated too (.local/logs).
 
-  TOKEN=$(.venv/bin/dropship token --merchant {MERCHANT})
-  .venv/bin/python -m tools.demo order          # a signed orders/create webhook
+  .venv/bin/python -m tools.demo order          # the store gets an order and sends its webhooks
+  TOKEN=$(make -s token)
   curl -s -H "Authorization: Bearer $TOKEN" {stack.url("orders")}/v1/orders/counts
+  curl -s {SHOPIFY_EMULATOR}/_emulator/emails    # the customers' emails
 
-Ctrl-C stops the services (PostgreSQL and Kafka keep running: deploy/local/infra.sh stop).
+Ctrl-C stops the services (PostgreSQL and Kafka keep running: make stop).
 """
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.demo")
     parser.add_argument("command", choices=["order"])
-    parser.add_argument("--id", type=int, default=int(datetime.now(UTC).timestamp()) % 1_000_000)
+    parser.add_argument("--quantity", type=int, default=1)
     args = parser.parse_args()
-    body = json.dumps(shopify_order(args.id)).encode()
-    response = httpx.post(
-        f"http://127.0.0.1:{SERVICES['sync']}/webhooks/shopify", content=body, headers=shopify_headers(body)
-    )
-    print(response.status_code, response.text)
+    with httpx.Client(base_url=SHOPIFY_EMULATOR, timeout=10) as http:
+        created = (
+            http.post("/_emulator/orders", json={"lines": [[PRODUCT_ID, VARIANT_ID, SKU, args.quantity, "19.90"]]})
+            .raise_for_status()
+            .json()
+        )
+        delivered = http.post("/_emulator/deliver", json={}).raise_for_status().json()
+    print(f"store order {created['orders'][0]} created; webhook answers: {delivered['statuses']}")
 
 
 if __name__ == "__main__":

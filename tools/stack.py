@@ -53,13 +53,13 @@ class Stack:
             raise RuntimeError(f"migrations failed for {', '.join(failed)}")
 
     def start(self, name: str) -> None:
+        self.start_process(name, [sys.executable, "-m", f"services.{name}", "serve"], PORT=str(self.ports[name]))
+
+    def start_process(self, name: str, argv: list[str], **env: str) -> None:
+        """A process of the stack, its output in log_dir/<name>.log."""
         log = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}", "serve"],
-            env={**self.env, "PORT": str(self.ports[name])},
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            argv, env={**self.env, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
         )
 
     def start_all(self, timeout: float = 60) -> None:
@@ -96,6 +96,15 @@ class Stack:
         self.processes.clear()
 
 
+DEMO_ENV = {
+    # The demo's outside world (python -m tools.emulators): Shopify store, Stripe, SMTP.
+    "SYNC_PUBLIC_URL": f"http://127.0.0.1:{SERVICES['sync']}",
+    "STRIPE_API_BASE": "http://127.0.0.1:8102",
+    "SMTP_HOST": "127.0.0.1",
+    "SMTP_PORT": "8125",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.stack")
     parser.add_argument("command", choices=["run"])
@@ -103,9 +112,10 @@ def main() -> None:
     from tools import demo
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    stack = Stack({})
+    stack = Stack(DEMO_ENV)
     stack.migrate()
     try:
+        stack.start_process("emulators", [sys.executable, "-m", "tools.emulators"])
         stack.start_all()
         demo.seed(stack)
         print(demo.instructions(stack), flush=True)
