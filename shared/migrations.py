@@ -7,12 +7,14 @@ import asyncio
 import importlib
 from pathlib import Path
 
-from alembic import command, context
+import sqlalchemy as sa
+from alembic import command, context, op
 from alembic.config import Config
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared.messaging.outbox import notify_trigger_ddl
 from shared.settings import ServiceSettings
 
 
@@ -60,3 +62,52 @@ def run_env(metadata: MetaData) -> None:
             await engine.dispose()
 
     asyncio.run(main())
+
+
+def create_messaging_tables(schema: str) -> None:
+    """The tables every service's first migration creates: outbox (with its NOTIFY trigger), handled events and
+    idempotency keys, as `shared.db.service_metadata` declares them. Later changes to them go into new migrations,
+    never here, so that a first migration always builds what it built."""
+    now = sa.text("now()")
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False, comment="the event as JSON, published byte for byte"),
+        sa.Column("correlation_id", sa.Text(), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("available_at", sa.DateTime(timezone=True), server_default=now, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=now, nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        schema=schema,
+    )
+    op.create_table(
+        "handled_events",
+        sa.Column("consumer", sa.Text(), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("handled_at", sa.DateTime(timezone=True), server_default=now, nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_handled_events")),
+        schema=schema,
+    )
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("scope", sa.Text(), nullable=False, comment="merchant id and operation"),
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("request_hash", sa.Text(), nullable=False),
+        sa.Column("status_code", sa.SmallInteger(), nullable=True),
+        sa.Column("response", sa.Text(), nullable=True, comment="the first answer's body, replayed byte for byte"),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=now, nullable=False),
+        sa.PrimaryKeyConstraint("scope", "key", name=op.f("pk_idempotency_keys")),
+        schema=schema,
+    )
+    for statement in notify_trigger_ddl(schema):
+        op.execute(statement)
+
+
+def drop_messaging_tables(schema: str) -> None:
+    op.execute(f"DROP FUNCTION IF EXISTS {schema}.outbox_notify() CASCADE")
+    for table in ("outbox", "idempotency_keys", "handled_events"):
+        op.drop_table(table, schema=schema)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from shared.messaging.outbox import notify_trigger_ddl
+from shared.migrations import create_messaging_tables, drop_messaging_tables
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -33,25 +33,6 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_checkouts_merchant_id"), "checkouts", ["merchant_id"], unique=False, schema="checkout")
     op.create_table(
-        "handled_events",
-        sa.Column("consumer", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("handled_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_handled_events")),
-        schema="checkout",
-    )
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("scope", sa.Text(), nullable=False, comment="merchant id and operation"),
-        sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("request_hash", sa.Text(), nullable=False),
-        sa.Column("status_code", sa.SmallInteger(), nullable=True),
-        sa.Column("response", sa.Text(), nullable=True, comment="the first answer's body, replayed byte for byte"),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("scope", "key", name=op.f("pk_idempotency_keys")),
-        schema="checkout",
-    )
-    op.create_table(
         "ledger_entries",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("transaction_id", sa.Uuid(), nullable=False),
@@ -70,21 +51,6 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_ledger_entries_transaction_id"), "ledger_entries", ["transaction_id"], unique=False, schema="checkout"
-    )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("value", sa.Text(), nullable=False, comment="the event as JSON, published byte for byte"),
-        sa.Column("correlation_id", sa.Text(), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("available_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        schema="checkout",
     )
     op.create_table(
         "payable_orders",
@@ -236,12 +202,11 @@ def upgrade() -> None:
         schema="checkout",
     )
     op.create_index(op.f("ix_payments_checkout_id"), "payments", ["checkout_id"], unique=False, schema="checkout")
-    for statement in notify_trigger_ddl("checkout"):
-        op.execute(statement)
+    create_messaging_tables("checkout")
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION IF EXISTS checkout.outbox_notify() CASCADE")
+    drop_messaging_tables("checkout")
     op.drop_table("merchant_settings", schema="checkout")
     op.drop_index(op.f("ix_shipping_rules_merchant_id"), table_name="shipping_rules", schema="checkout")
     op.drop_table("shipping_rules", schema="checkout")
@@ -254,11 +219,8 @@ def downgrade() -> None:
     op.drop_table("wallets", schema="checkout")
     op.drop_index(op.f("ix_payable_orders_merchant_id_status"), table_name="payable_orders", schema="checkout")
     op.drop_table("payable_orders", schema="checkout")
-    op.drop_table("outbox", schema="checkout")
     op.drop_index(op.f("ix_ledger_entries_transaction_id"), table_name="ledger_entries", schema="checkout")
     op.drop_index(op.f("ix_ledger_entries_account_id"), table_name="ledger_entries", schema="checkout")
     op.drop_table("ledger_entries", schema="checkout")
-    op.drop_table("idempotency_keys", schema="checkout")
-    op.drop_table("handled_events", schema="checkout")
     op.drop_index(op.f("ix_checkouts_merchant_id"), table_name="checkouts", schema="checkout")
     op.drop_table("checkouts", schema="checkout")

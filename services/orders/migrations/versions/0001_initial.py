@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from shared.messaging.outbox import notify_trigger_ddl
+from shared.migrations import create_messaging_tables, drop_messaging_tables
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -86,25 +86,6 @@ def upgrade() -> None:
         op.f("ix_catalog_variants_product_id"), "catalog_variants", ["product_id"], unique=False, schema="orders"
     )
     op.create_table(
-        "handled_events",
-        sa.Column("consumer", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("handled_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_handled_events")),
-        schema="orders",
-    )
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("scope", sa.Text(), nullable=False, comment="merchant id and operation"),
-        sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("request_hash", sa.Text(), nullable=False),
-        sa.Column("status_code", sa.SmallInteger(), nullable=True),
-        sa.Column("response", sa.Text(), nullable=True, comment="the first answer's body, replayed byte for byte"),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("scope", "key", name=op.f("pk_idempotency_keys")),
-        schema="orders",
-    )
-    op.create_table(
         "orders",
         sa.Column("id", sa.Text(), nullable=False),
         sa.Column("merchant_id", sa.Text(), nullable=False),
@@ -158,21 +139,6 @@ def upgrade() -> None:
         "orders",
         ["merchant_id", "status", "created_at", "id"],
         unique=False,
-        schema="orders",
-    )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("value", sa.Text(), nullable=False, comment="the event as JSON, published byte for byte"),
-        sa.Column("correlation_id", sa.Text(), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("available_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
         schema="orders",
     )
     op.create_table(
@@ -325,12 +291,11 @@ def upgrade() -> None:
         ),
         schema="orders",
     )
-    for statement in notify_trigger_ddl("orders"):
-        op.execute(statement)
+    create_messaging_tables("orders")
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION IF EXISTS orders.outbox_notify() CASCADE")
+    drop_messaging_tables("orders")
     op.drop_table("product_connections", schema="orders")
     op.drop_table("quotes", schema="orders")
     op.drop_table("packaging_rules", schema="orders")
@@ -338,11 +303,8 @@ def downgrade() -> None:
     op.drop_table("after_sales_cases", schema="orders")
     op.drop_index(op.f("ix_order_timeline_order_id"), table_name="order_timeline", schema="orders")
     op.drop_table("order_timeline", schema="orders")
-    op.drop_table("outbox", schema="orders")
     op.drop_index(op.f("ix_orders_merchant_id_status_created_at_id"), table_name="orders", schema="orders")
     op.drop_table("orders", schema="orders")
-    op.drop_table("idempotency_keys", schema="orders")
-    op.drop_table("handled_events", schema="orders")
     op.drop_table("catalog_variants", schema="orders")
     op.drop_table("order_counts", schema="orders")
     op.drop_index(op.f("ix_order_count_changes_merchant_id"), table_name="order_count_changes", schema="orders")

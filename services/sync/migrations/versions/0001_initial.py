@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from shared.messaging.outbox import notify_trigger_ddl
+from shared.migrations import create_messaging_tables, drop_messaging_tables
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -20,40 +20,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "handled_events",
-        sa.Column("consumer", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("handled_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_handled_events")),
-        schema="sync",
-    )
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("scope", sa.Text(), nullable=False, comment="merchant id and operation"),
-        sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("request_hash", sa.Text(), nullable=False),
-        sa.Column("status_code", sa.SmallInteger(), nullable=True),
-        sa.Column("response", sa.Text(), nullable=True, comment="the first answer's body, replayed byte for byte"),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("scope", "key", name=op.f("pk_idempotency_keys")),
-        schema="sync",
-    )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("value", sa.Text(), nullable=False, comment="the event as JSON, published byte for byte"),
-        sa.Column("correlation_id", sa.Text(), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("available_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        schema="sync",
-    )
     op.create_table(
         "stores",
         sa.Column("id", sa.Text(), nullable=False),
@@ -240,12 +206,11 @@ def upgrade() -> None:
         unique=False,
         schema="sync",
     )
-    for statement in notify_trigger_ddl("sync"):
-        op.execute(statement)
+    create_messaging_tables("sync")
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION IF EXISTS sync.outbox_notify() CASCADE")
+    drop_messaging_tables("sync")
     op.drop_table("webhook_failures", schema="sync")
     op.drop_table("tracking_pushes", schema="sync")
     op.drop_table("sync_jobs", schema="sync")
@@ -254,6 +219,3 @@ def downgrade() -> None:
     op.drop_table("store_orders", schema="sync")
     op.drop_index(op.f("ix_stores_merchant_id"), table_name="stores", schema="sync")
     op.drop_table("stores", schema="sync")
-    op.drop_table("outbox", schema="sync")
-    op.drop_table("idempotency_keys", schema="sync")
-    op.drop_table("handled_events", schema="sync")

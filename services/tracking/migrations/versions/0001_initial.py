@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from shared.messaging.outbox import notify_trigger_ddl
+from shared.migrations import create_messaging_tables, drop_messaging_tables
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -67,40 +67,6 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_fulfillments_step_paid_at"), "fulfillments", ["step", "paid_at"], unique=False, schema="tracking"
-    )
-    op.create_table(
-        "handled_events",
-        sa.Column("consumer", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("handled_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_handled_events")),
-        schema="tracking",
-    )
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("scope", sa.Text(), nullable=False, comment="merchant id and operation"),
-        sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("request_hash", sa.Text(), nullable=False),
-        sa.Column("status_code", sa.SmallInteger(), nullable=True),
-        sa.Column("response", sa.Text(), nullable=True, comment="the first answer's body, replayed byte for byte"),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("scope", "key", name=op.f("pk_idempotency_keys")),
-        schema="tracking",
-    )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("value", sa.Text(), nullable=False, comment="the event as JSON, published byte for byte"),
-        sa.Column("correlation_id", sa.Text(), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("available_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        schema="tracking",
     )
     op.create_table(
         "fulfillment_history",
@@ -243,12 +209,11 @@ def upgrade() -> None:
         unique=False,
         schema="tracking",
     )
-    for statement in notify_trigger_ddl("tracking"):
-        op.execute(statement)
+    create_messaging_tables("tracking")
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION IF EXISTS tracking.outbox_notify() CASCADE")
+    drop_messaging_tables("tracking")
     op.drop_index(op.f("ix_emails_status_next_attempt_at"), table_name="emails", schema="tracking")
     op.drop_index(op.f("ix_emails_merchant_id_created_at"), table_name="emails", schema="tracking")
     op.drop_table("emails", schema="tracking")
@@ -263,9 +228,6 @@ def downgrade() -> None:
     op.drop_table("shipments", schema="tracking")
     op.drop_index(op.f("ix_fulfillment_history_fulfillment_id"), table_name="fulfillment_history", schema="tracking")
     op.drop_table("fulfillment_history", schema="tracking")
-    op.drop_table("outbox", schema="tracking")
-    op.drop_table("idempotency_keys", schema="tracking")
-    op.drop_table("handled_events", schema="tracking")
     op.drop_index(op.f("ix_fulfillments_step_paid_at"), table_name="fulfillments", schema="tracking")
     op.drop_index(op.f("ix_fulfillments_order_id_payment_id"), table_name="fulfillments", schema="tracking")
     op.drop_table("fulfillments", schema="tracking")
