@@ -277,7 +277,6 @@ class OrderShippedPayload(Model):
     shipped_at: AwareDatetime
     reshipment_id: str | None = Field(default=None, description="set when this shipment is a reshipment")
     store_id: str = ""
-    external_order_id: str | None = None
 
 
 class OrderShipped(IntegrationEvent):
