@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, insert, select, update
@@ -433,6 +434,39 @@ async def settle_card_payment(
     ]
     await add_events(conn, outbox, *failed)
     return "failed"
+
+
+async def card_payments_to_reconcile(conn: AsyncConnection, older_than_seconds: float, limit: int = 50) -> list:
+    """Card payments still processing long after they started: their confirmation may never come."""
+    return (
+        await conn.execute(
+            select(payments.c.provider_ref, payments.c.checkout_id)
+            .where(
+                payments.c.method == "card",
+                payments.c.status == "processing",
+                payments.c.created_at < func.now() - timedelta(seconds=older_than_seconds),
+            )
+            .order_by(payments.c.created_at)
+            .limit(limit)
+        )
+    ).all()
+
+
+async def reconcile_card_payment(
+    conn: AsyncConnection, provider_ref: str, checkout_id: str, provider: PaymentProvider | None = None
+) -> str:
+    """Ask the provider how a charge ended and settle it the way its webhook would have (once, whichever comes
+    first)."""
+    charge = await (provider or default_provider()).outcome(provider_ref)
+    if charge.status == "processing":
+        return "processing"
+    return await settle_card_payment(
+        conn,
+        provider_ref,
+        succeeded=charge.status == "succeeded",
+        reason=charge.failure_reason,
+        checkout_id=checkout_id,
+    )
 
 
 # --- refunds -----------------------------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ class CheckoutSettings(ServiceSettings):
     stripe_api_base: str = "http://127.0.0.1:12111"
     stripe_secret_key: SecretStr = SecretStr(DEV_STRIPE_KEY)
     stripe_webhook_secret: SecretStr = SecretStr(DEV_STRIPE_WEBHOOK_SECRET)
+    # A card payment whose webhook has not come after this long is looked up at the provider.
+    card_reconcile_after_seconds: float = 600
+    card_reconcile_interval_seconds: float = 60
 
     @model_validator(mode="after")
     def _real_stripe_secrets_in_production(self) -> "CheckoutSettings":

@@ -414,7 +414,7 @@ async def test_webhooks_with_bad_signatures_or_old_timestamps_change_nothing(env
             "outcome": "duplicate"
         }
     finally:
-        await stripe.post("/_emulator/config", json={"webhook_delay_s": 0.05})
+        await stripe.post("/_emulator/config", json={"lose_webhooks": False})
 
 
 async def test_refunds_go_back_the_way_the_order_was_paid_once(env, engine):
@@ -467,3 +467,36 @@ async def test_refunds_go_back_the_way_the_order_was_paid_once(env, engine):
     assert balance == 50 - 10 + 4
     stats = (await httpx.AsyncClient(base_url=env["stripe"]).get("/_emulator/stats")).json()
     assert stats["refunds"] >= 1
+
+
+async def test_a_card_payment_whose_webhook_never_comes_is_settled_by_asking_the_provider(env, engine):
+    api = Api(env["url"], f"m-{uuid.uuid4().hex[:8]}")
+    stripe = httpx.AsyncClient(base_url=env["stripe"])
+    await stripe.post("/_emulator/config", json={"lose_webhooks": True})
+    try:
+        order = await ready(engine, api.merchant, payable(cost="9.00"))
+        started = await checkout(api, [order])
+        pay = {"method": "card", "payment_method": "pm_card_visa"}
+        path = f"/v1/checkouts/{started['id']}/pay"
+        assert (await api.call("POST", path, json=pay)).json()["status"] == "processing"
+
+        provider = StripeProvider(settings_for("checkout", env["env"]))
+        async with engine.connect() as conn:
+            stale = await handlers.card_payments_to_reconcile(conn, older_than_seconds=0)
+        mine = [p for p in stale if p.checkout_id == started["id"]]
+        assert len(mine) == 1
+
+        async def settled_at_stripe():
+            intent = await stripe.get(
+                f"/v1/payment_intents/{mine[0].provider_ref}", headers={"Authorization": "Bearer sk_x"}
+            )
+            return intent.json()["status"] == "succeeded"
+
+        await eventually(settled_at_stripe)
+        for attempt in range(2):  # a second round, like a webhook arriving after all, changes nothing
+            async with engine.begin() as conn:
+                outcome = await handlers.reconcile_card_payment(conn, mine[0].provider_ref, started["id"], provider)
+            assert outcome == ("paid" if attempt == 0 else "duplicate")
+        assert (await api.call("GET", f"/v1/checkouts/{started['id']}")).json()["status"] == "paid"
+    finally:
+        await stripe.post("/_emulator/config", json={"lose_webhooks": False})

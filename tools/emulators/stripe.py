@@ -53,6 +53,7 @@ class Config:
     duplicates: int = 0  # extra deliveries of every webhook event
     latency_s: float = 0.0  # time each API call takes (to make concurrent same-key requests collide)
     webhook_delay_s: float = 0.05
+    lose_webhooks: bool = False  # charges settle, but their events are never delivered (kept for resend)
 
 
 @dataclass
@@ -104,7 +105,7 @@ def create_app(webhook_url: str | None = None, webhook_secret: str = "whsec_dev_
             "data": {"object": dict(intent)},
         }
         state.events[event["id"]] = event
-        if state.webhook_url:
+        if state.webhook_url and not state.config.lose_webhooks:
             for _ in range(1 + state.config.duplicates):
                 spawn(deliver(event))
 

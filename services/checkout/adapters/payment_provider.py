@@ -33,7 +33,7 @@ class ProviderRejected(Exception):
 @dataclass(frozen=True)
 class Charge:
     provider_ref: str
-    status: Literal["processing", "failed"]
+    status: Literal["processing", "succeeded", "failed"]
     failure_reason: str | None = None
 
 
@@ -50,6 +50,10 @@ class PaymentProvider(Protocol):
     ) -> Charge: ...
 
     async def refund(self, *, provider_ref: str, amount: Money, idempotency_key: str) -> ProviderRefund: ...
+
+    async def outcome(self, provider_ref: str) -> Charge:
+        """Where a charge stands now: for charges whose confirmation never arrived."""
+        ...
 
 
 def minor_units(amount: Decimal) -> int:
@@ -90,6 +94,21 @@ class StripeProvider:
         if response.status_code != 200:
             raise ProviderRejected(body.get("error", {}).get("message", f"Stripe answered {response.status_code}"))
         return Charge(body["id"], "processing")
+
+    async def outcome(self, provider_ref: str) -> Charge:
+        try:
+            response = await self._client.get(f"/v1/payment_intents/{provider_ref}", headers=self._auth)
+        except httpx.HTTPError as exc:
+            raise ProviderUnavailable(f"Stripe could not be reached: {exc.__class__.__name__}") from exc
+        if response.status_code != 200:
+            raise ProviderUnavailable(f"Stripe answered {response.status_code} for {provider_ref}")
+        intent = response.json()
+        if intent["status"] == "succeeded":
+            return Charge(provider_ref, "succeeded")
+        if intent["status"] in ("requires_payment_method", "canceled"):
+            error = intent.get("last_payment_error") or {}
+            return Charge(provider_ref, "failed", error.get("message") or f"the payment was {intent['status']}")
+        return Charge(provider_ref, "processing")
 
     async def refund(self, *, provider_ref: str, amount: Money, idempotency_key: str) -> ProviderRefund:
         data = {"payment_intent": provider_ref, "amount": str(minor_units(amount.amount))}

@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,7 +30,9 @@ from shared.idempotency import run_once
 from shared.money import Money
 from shared.pagination import decode_cursor, encode_cursor
 
-router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1", responses={**PROBLEM_RESPONSES, 400: PROBLEM_RESPONSES[422], 413: PROBLEM_RESPONSES[422]}
+)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description="retry-safe request id")]
 
 
@@ -135,7 +137,9 @@ async def pay_checkout(
 
 
 @router.get("/balance", tags=["balance"], summary="The merchant's balance")
-async def get_balance(user: Merchant, engine: Engine, currency: str = "USD") -> BalancePublic:
+async def get_balance(
+    user: Merchant, engine: Engine, currency: Annotated[str, Query(pattern=r"^[A-Z]{3}$")] = "USD"
+) -> BalancePublic:
     async with engine.connect() as conn:
         row = (
             await conn.execute(

@@ -42,7 +42,9 @@ from shared.idempotency import run_once
 from shared.money import Money
 from shared.pagination import decode_cursor, encode_cursor
 
-router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1", responses={**PROBLEM_RESPONSES, 400: PROBLEM_RESPONSES[422], 413: PROBLEM_RESPONSES[422]}
+)
 
 
 # --- methods (ops) -----------------------------------------------------------------------------------------------
