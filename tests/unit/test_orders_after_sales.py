@@ -157,6 +157,20 @@ def test_a_payment_for_an_order_cancelled_meanwhile_is_kept_and_flagged_for_refu
         o.mark_paid(usd("10"), "checkout")  # paid twice
 
 
+def test_the_payment_of_a_cancelled_order_is_refunded_and_the_order_stays_cancelled():
+    o = order(Status.TO_ORDER)
+    o.cancel("not needed", "user:m")
+    with pytest.raises(IllegalTransition):  # nothing was paid: nothing to refund
+        o.request_refund("r0", "cancelled", [], usd("1"), "user:m")
+    o.mark_paid(usd("10"), "checkout")
+    o.request_refund("r1", "paid after the cancellation", [], usd("10"), "user:m")
+    assert o.status == Status.REFUNDS
+    o.approve("r1", "user:ops")
+    o.refund_completed("r1", usd("10"), "checkout")
+    assert o.status == Status.CANCELLED
+    assert o.refundable() == usd("0")
+
+
 def test_the_address_is_editable_only_before_payment():
     o = order(Status.TO_ORDER)
     o.change_address(Address(city="Lyon", country_code="FR"), "user:m")

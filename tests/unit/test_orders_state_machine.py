@@ -45,6 +45,9 @@ ALLOWED = {
     (S.REFUNDS, S.SHIPPED),
     (S.SHIPPED, S.RESENT),
     (S.RESENT, S.SHIPPED),
+    # a payment that crossed the cancellation is refunded, and the order goes back to Cancelled
+    (S.CANCELLED, S.REFUNDS),
+    (S.REFUNDS, S.CANCELLED),
 }
 LINES = [
     StoreOrderLine(

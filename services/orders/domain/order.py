@@ -22,7 +22,8 @@ to approve again or reject. A parcel that ships while a refund is open moves `re
 Money rules: an order is paid once; refunds never exceed what was paid (requested and open ones included).
 A store cancellation before payment cancels the order; while a payment is in flight (pending) or after payment it
 only flags the order (refund due). A payment that arrives for an order cancelled meanwhile is recorded and
-flagged for refund; the order stays cancelled (it was cancelled before it was paid, never after).
+flagged for refund; the order stays cancelled (it was cancelled before it was paid, never after), and its refund
+is requested like any other (Cancelled -> Refunds -> Cancelled).
 """
 
 from __future__ import annotations
@@ -342,7 +343,9 @@ class Order:
         return Money.of(sum((m.amount for m in done), Decimal(0)), done[0].currency) if done else None
 
     def request_refund(self, case_id: str, reason: str, line_ids: list[str], amount: Money, actor: str) -> None:
-        if self.status not in (Status.PROCESSING, Status.SHIPPED):
+        # A cancelled order can be refunded when it was paid anyway (the payment crossed the cancellation).
+        paid_but_cancelled = self.status == Status.CANCELLED and self.paid_amount is not None
+        if self.status not in (Status.PROCESSING, Status.SHIPPED) and not paid_but_cancelled:
             raise IllegalTransition("order", self.status, "request a refund")
         self._check_lines(line_ids, required=False)
         assert self.paid_amount is not None
