@@ -238,6 +238,10 @@ async def ingest_order(
         ).one()
         if held.synced == "cancelled" or order.store_updated_at <= held.store_updated_at:
             return Ingested("stale: we hold this version or a newer one", order_id, order.store_updated_at)
+        if skipped is not None and held.synced == "yes":
+            # Published already: a later version the settings would not take in (e.g. fulfilled by our own
+            # tracking write-back) must not make us forget it, or its store-side cancellation is never told.
+            values["synced"] = "yes"
         await conn.execute(update(store_orders).where(*key).values(**values))
     if skipped is not None:
         return Ingested(f"skipped: {skipped}", order_id, order.store_updated_at)
