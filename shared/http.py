@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,7 +33,7 @@ class Problem(BaseModel):
 
 
 PROBLEM_RESPONSES: dict[int | str, dict] = {
-    code: {"model": Problem, "content": {PROBLEM: {}}} for code in (401, 403, 404, 409, 422)
+    code: {"model": Problem, "content": {PROBLEM: {}}} for code in (400, 401, 403, 404, 409, 413, 422)
 }
 
 Limit = Annotated[int, Query(ge=1, le=250, description="page size")]
@@ -62,6 +63,13 @@ def install_error_handlers(app: FastAPI) -> None:
         fields = ", ".join(e["field"] or "body" for e in errors)
         status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
         return problem(status, "Invalid request", f"invalid fields: {fields}", errors=errors)
+
+    @app.exception_handler(DBAPIError)
+    async def _nul_in_text(_: Request, exc: DBAPIError) -> JSONResponse:
+        """PostgreSQL refuses NUL characters in text and jsonb; only a client's input carries them."""
+        if getattr(exc.orig, "sqlstate", None) not in ("22021", "22P05"):
+            raise exc
+        return problem(422, "Invalid request", "text must not contain NUL (\\u0000) characters")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

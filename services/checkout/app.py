@@ -1,8 +1,6 @@
 import asyncio
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from fastapi import FastAPI
 
 from services.checkout import handlers
 from services.checkout.adapters.payment_provider import default_provider
@@ -10,7 +8,6 @@ from services.checkout.adapters.tables import metadata
 from services.checkout.api import routes, shipping_routes, webhooks
 from services.checkout.consumers import CONSUMES, HANDLERS
 from services.checkout.settings import get_settings
-from shared.http import problem
 from shared.logging import get_logger
 from shared.service import ServiceDefinition, create_app
 
@@ -39,15 +36,8 @@ async def card_payment_reconciler(app: FastAPI) -> None:
             log.warning("card.reconcile_failed", error=repr(exc))
 
 
-async def nul_in_text(request: Request, exc: DBAPIError) -> JSONResponse:
-    """PostgreSQL refuses NUL characters in text; only a client's input carries them: 422, not a server error."""
-    if getattr(exc.orig, "sqlstate", None) != "22021":  # character_not_in_repertoire
-        raise exc
-    return problem(422, "Invalid request", "text must not contain NUL (\\u0000) characters")
-
-
 def app() -> FastAPI:
-    application = create_app(
+    return create_app(
         ServiceDefinition(
             settings=get_settings(),
             metadata=metadata,
@@ -59,5 +49,3 @@ def app() -> FastAPI:
             background=(card_payment_reconciler,),
         )
     )
-    application.add_exception_handler(DBAPIError, nul_in_text)
-    return application

@@ -333,7 +333,10 @@ async def add_catalog_variant(conn: AsyncConnection, values: dict) -> dict:
 async def update_catalog_variant(conn: AsyncConnection, variant_id: str, values: dict) -> dict:
     """Changes apply to orders connected from now on; orders already priced keep their snapshot."""
     cv = catalog_variants
-    row = (await conn.execute(update(cv).where(cv.c.id == variant_id).values(**values).returning(cv))).first()
+    if values:
+        row = (await conn.execute(update(cv).where(cv.c.id == variant_id).values(**values).returning(cv))).first()
+    else:  # nothing to change (an UPDATE without SET is not SQL): the variant as it is
+        row = (await conn.execute(select(cv).where(cv.c.id == variant_id))).first()
     if row is None:
         raise NotFound(f"catalog variant {variant_id} not found")
     return dict(row._mapping)

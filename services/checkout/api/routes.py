@@ -30,9 +30,7 @@ from shared.idempotency import run_once
 from shared.money import Money
 from shared.pagination import decode_cursor, encode_cursor
 
-router = APIRouter(
-    prefix="/v1", responses={**PROBLEM_RESPONSES, 400: PROBLEM_RESPONSES[422], 413: PROBLEM_RESPONSES[422]}
-)
+router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description="retry-safe request id")]
 
 
@@ -208,7 +206,7 @@ async def balance_entries(user: Merchant, engine: Engine, limit: Limit = 50, cur
     le = ledger_entries
     query = select(le).where(le.c.account == wallet_account(user.merchant_id)).order_by(le.c.id.desc()).limit(limit + 1)
     if cursor:
-        query = query.where(le.c.id < int(decode_cursor(cursor)[0]))
+        query = query.where(le.c.id < decode_cursor(cursor, int)[0])
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return LedgerPage(

@@ -42,9 +42,7 @@ from shared.idempotency import run_once
 from shared.money import Money
 from shared.pagination import decode_cursor, encode_cursor
 
-router = APIRouter(
-    prefix="/v1", responses={**PROBLEM_RESPONSES, 400: PROBLEM_RESPONSES[422], 413: PROBLEM_RESPONSES[422]}
-)
+router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
 
 # --- methods (ops) -----------------------------------------------------------------------------------------------
@@ -102,7 +100,7 @@ async def create_method(
 async def list_methods(_: AnyUser, engine: Engine, limit: Limit = 50, cursor: Cursor = None) -> ShippingMethodPage:
     query = select(shipping_methods).order_by(shipping_methods.c.id).limit(limit + 1)
     if cursor:
-        query = query.where(shipping_methods.c.id > str(decode_cursor(cursor)[0]))
+        query = query.where(shipping_methods.c.id > decode_cursor(cursor, str)[0])
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return ShippingMethodPage(
@@ -255,8 +253,7 @@ async def list_rules(user: Merchant, engine: Engine, limit: Limit = 50, cursor: 
     r = shipping_rules
     query = select(r).where(r.c.merchant_id == user.merchant_id).order_by(r.c.priority, r.c.id).limit(limit + 1)
     if cursor:
-        priority, rule_id = decode_cursor(cursor)
-        query = query.where(tuple_(r.c.priority, r.c.id) > tuple_(int(priority), str(rule_id)))
+        query = query.where(tuple_(r.c.priority, r.c.id) > tuple_(*decode_cursor(cursor, int, str)))
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     last = rows[limit - 1] if len(rows) > limit else None

@@ -15,7 +15,7 @@ from shared.logging import get_logger
 from shared.money import Money
 
 log = get_logger(__name__)
-router = APIRouter(responses={**PROBLEM_RESPONSES, 400: PROBLEM_RESPONSES[422], 413: PROBLEM_RESPONSES[422]})
+router = APIRouter(responses=PROBLEM_RESPONSES)
 
 OUTCOMES = {"payment_intent.succeeded": True, "payment_intent.payment_failed": False}
 

@@ -24,7 +24,7 @@ async def page_by_id(
     convert: Callable[[Row], BaseModel],
 ) -> tuple[list, str | None]:
     if cursor:
-        query = query.where(id_column > str(decode_cursor(cursor)[0]))
+        query = query.where(id_column > decode_cursor(cursor, str)[0])
     rows = (await conn.execute(query.order_by(id_column).limit(limit + 1))).all()
     items = [convert(r) for r in rows[:limit]]
     return items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None

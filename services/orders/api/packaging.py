@@ -20,7 +20,11 @@ from services.orders.api.schemas import (
 from shared.auth import Merchant
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
 
-router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES, tags=["packaging"])
+router = APIRouter(
+    prefix="/v1",
+    responses=PROBLEM_RESPONSES,
+    tags=["packaging"],
+)
 
 
 @router.post("/private-products", status_code=201, summary="Add a packaging item or a custom card")

@@ -137,8 +137,7 @@ async def list_orders(
     query = filters.apply(select(*_SUMMARY_COLUMNS).where(o.merchant_id == user.merchant_id, o.status == status.value))
     position = tuple_(o.created_at, o.id)
     if cursor:
-        created_at, last_id = decode_cursor(cursor)
-        after = tuple_(datetime.fromisoformat(created_at), last_id)
+        after = tuple_(*decode_cursor(cursor, datetime, str))
         query = query.where(position < after if sort == "newest" else position > after)
     order_by = (o.created_at.desc(), o.id.desc()) if sort == "newest" else (o.created_at, o.id)
     async with engine.connect() as conn:

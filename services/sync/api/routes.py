@@ -45,8 +45,7 @@ async def _newest_first(engine, query: Select, moment: Column, id_col: Column, l
     """Keyset pagination, newest first: (rows of the page, next cursor)."""
     query = query.order_by(moment.desc(), id_col.desc()).limit(limit + 1)
     if cursor:
-        at, last_id = decode_cursor(cursor)
-        query = query.where(tuple_(moment, id_col) < tuple_(datetime.fromisoformat(at), last_id))
+        query = query.where(tuple_(moment, id_col) < tuple_(*decode_cursor(cursor, datetime, str)))
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     last = rows[limit - 1] if len(rows) > limit else None
@@ -87,7 +86,7 @@ async def list_stores(user: Merchant, engine: Engine, limit: Limit = 50, cursor:
         .limit(limit + 1)
     )
     if cursor:
-        query = query.where(stores.c.id > decode_cursor(cursor)[0])
+        query = query.where(stores.c.id > decode_cursor(cursor, str)[0])
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return StoresPage(

@@ -69,8 +69,7 @@ def _public(row) -> FulfillmentPublic:
 async def _page(engine, query: Select, column_at, column_id, limit: int, cursor: str | None, ascending: bool = True):
     """Keyset pagination over (a timestamp, an id)."""
     if cursor:
-        at, last_id = decode_cursor(cursor)
-        position, after = tuple_(column_at, column_id), tuple_(datetime.fromisoformat(at), last_id)
+        position, after = tuple_(column_at, column_id), tuple_(*decode_cursor(cursor, datetime, str))
         query = query.where(position > after if ascending else position < after)
     order = (column_at, column_id) if ascending else (column_at.desc(), column_id.desc())
     async with engine.connect() as conn:
