@@ -284,3 +284,29 @@ async def test_woocommerce_write_back(sync, migrated, extension):
             await eventually(lambda: woo.orders[order["id"]]["status"] == "completed")
             (note,) = woo.notes[order["id"]]
             assert "WOO1" in note["note"] and "https://t.17track.net/en#nums=WOO1" in note["note"]
+
+
+async def test_the_periodic_reconciliation_finds_missed_orders_without_the_button(migrated):
+    """Every store with auto-sync on is reconciled once per interval: orders whose webhooks never came appear."""
+    settings = settings_for("sync", migrated, topic_prefix=PREFIX, sync_interval_seconds=1, store_timeout_seconds=1)
+    shop = new_shop()
+    async with (
+        serve(shop.app) as shop_url,
+        serve(sync_app(settings)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+    ):
+        merchant = Merchant(http)
+        store = await merchant.connect(shop, shop_url)
+        for _ in range(2):
+            shop.create_order(queue_webhooks=False)  # no webhook will ever tell us
+
+        async def scheduled_job() -> dict | None:
+            jobs = (await merchant.call("GET", f"/v1/stores/{store['id']}/sync-jobs")).json()["items"]
+            return next((j for j in jobs if j["trigger"] == "schedule" and j["status"] != "running"), None)
+
+        async with asyncio.timeout(20):
+            while (job := await scheduled_job()) is None:
+                await asyncio.sleep(0.1)
+    assert job["status"] == "succeeded" and job["new"] == 2, job
+    order_ids = {order_id_for(store["id"], str(i)) for i in shop.orders}
+    assert await synced_events(migrated, order_ids) == dict.fromkeys(order_ids, 1)
