@@ -120,3 +120,17 @@ def test_a_store_update_after_payment_is_flagged_not_applied():
     assert o.update_from_store([OrderLine(line(qty=9))], Address(country_code="FR"), T0 + timedelta(1), "store")
     assert o.lines[0].store.quantity == 1
     assert o.flags == ["store order changed after payment; not applied"]
+
+
+def test_a_shipment_that_overtook_its_payment_applies_once_the_order_is_paid():
+    # OrderShipped (fulfillment topic) can be handled before PaymentStarted/OrderPaid (payments topic).
+    o = order()
+    o.apply_connections({("p1", "v1"): connection()}, "test")
+    o.mark_shipped(shipment("YT9"), "tracking")
+    assert (o.status, o.shipment, o.early_shipment) == (Status.TO_ORDER, None, shipment("YT9"))
+    with pytest.raises(IllegalTransition, match="shipped"):
+        o.cancel("changed my mind", "merchant")  # it was paid and shipped: the payment is on its way
+    o.start_payment("checkout")
+    o.mark_paid(Money.of("4.20", "USD"), "checkout")
+    assert (o.status, o.shipment, o.early_shipment) == (Status.SHIPPED, shipment("YT9"), None)
+    assert [after for _, after, _ in o.status_changes][-3:] == [Status.PENDING, Status.PROCESSING, Status.SHIPPED]

@@ -142,6 +142,7 @@ def _row_to_order(row, cases: list[AfterSalesCase]) -> Order:
         paid_amount=None if row.paid_amount is None else Money.of(row.paid_amount, row.paid_currency),
         shipping=None if row.shipping is None else ShippingChoice.model_validate(row.shipping),
         shipment=_shipment_from_json(row.shipment),
+        early_shipment=_shipment_from_json(row.early_shipment),
         packaging=[_packaging_from_json(x) for x in row.packaging],
         cases=cases,
         version=row.version,
@@ -174,6 +175,7 @@ def _values(order: Order) -> dict:
         "packaging": [_packaging_to_json(p) for p in order.packaging],
         "shipping": None if order.shipping is None else order.shipping.model_dump(mode="json"),
         "shipment": _shipment_to_json(order.shipment),
+        "early_shipment": _shipment_to_json(order.early_shipment),
         "store_updated_at": order.store_updated_at,
     }
 

@@ -47,6 +47,7 @@ orders = Table(
     Column("packaging", JSONB, nullable=False, server_default="[]"),
     Column("shipping", JSONB, comment="the shipping method the order was paid with"),
     Column("shipment", JSONB, comment="carrier and tracking once shipped"),
+    Column("early_shipment", JSONB, comment="a shipment whose event came before the payment's: applied when paid"),
     Timestamp("store_updated_at", nullable=False),
     Column("version", Integer, nullable=False, server_default="0"),
     Timestamp("created_at", nullable=False, server_default=func.now()),

@@ -175,6 +175,9 @@ class Order:
     paid_amount: Money | None = None
     shipping: ShippingChoice | None = None
     shipment: Shipment | None = None
+    # Shipments and payments come on different topics, so a shipment's event can overtake the payment events
+    # that made it possible; it waits here and applies when the order is marked paid.
+    early_shipment: Shipment | None = None
     packaging: list[PackagingItem] = field(default_factory=list)
     cases: list[AfterSalesCase] = field(default_factory=list)
     version: int = 0
@@ -238,6 +241,10 @@ class Order:
     def cancel(self, reason: str, actor: str) -> None:
         if self.status not in EDITABLE:
             raise IllegalTransition("order", self.status, "cancel the order")
+        if self.early_shipment is not None:
+            raise IllegalTransition(
+                "order", f"{self.status} but shipped (its payment is on its way)", "cancel the order"
+            )
         self._move(Status.CANCELLED, reason, actor)
 
     # --- payment -------------------------------------------------------------------------------------------
@@ -265,6 +272,9 @@ class Order:
             raise IllegalTransition("order", self.status, "mark the order paid")
         self.paid_amount, self.shipping = amount, shipping
         self._move(Status.PROCESSING, f"paid {amount.amount} {amount.currency}", actor)
+        if self.early_shipment is not None:
+            self.shipment, self.early_shipment = self.early_shipment, None
+            self._move(Status.SHIPPED, _shipped(self.shipment), actor)
 
     def payment_failed(self, reason: str, actor: str) -> None:
         if self.status == Status.CANCELLED:
@@ -281,7 +291,11 @@ class Order:
     # --- fulfilment ----------------------------------------------------------------------------------------
 
     def mark_shipped(self, shipment: Shipment, actor: str) -> None:
-        detail = f"shipped with {shipment.carrier}, tracking {shipment.tracking_number}"
+        detail = _shipped(shipment)
+        if self.status in (Status.TO_ORDER, Status.PENDING) and self.early_shipment is None:
+            self.early_shipment = shipment
+            self._note("shipped", f"{detail}; applied once the payment arrives", actor)
+            return
         if self.status == Status.REFUNDS and self.resume_status == Status.PROCESSING:
             # The warehouse shipped while a refund was being decided: the order returns to Shipped.
             self.shipment, self.resume_status = shipment, Status.SHIPPED
@@ -440,6 +454,10 @@ class Order:
 
     def _note(self, kind: str, detail: str, actor: str) -> None:
         self.changes.append(TimelineEntry(kind, detail, actor))
+
+
+def _shipped(shipment: Shipment) -> str:
+    return f"shipped with {shipment.carrier}, tracking {shipment.tracking_number}"
 
 
 def _missing_reason(missing: list[OrderLine]) -> str:

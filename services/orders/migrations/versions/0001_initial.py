@@ -126,6 +126,12 @@ def upgrade() -> None:
             nullable=True,
             comment="carrier and tracking once shipped",
         ),
+        sa.Column(
+            "early_shipment",
+            postgresql.JSONB(astext_type=sa.Text()),
+            nullable=True,
+            comment="a shipment whose event came before the payment's: applied when paid",
+        ),
         sa.Column("store_updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("version", sa.Integer(), server_default="0", nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
