@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 INFRA := deploy/local/infra.sh
 
-.PHONY: install infra run test test-unit lint fmt token bench-pipeline events-docs migrate stop status
+.PHONY: install infra run test test-unit lint fmt token bench-pipeline chaos events-docs migrate stop status
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -47,6 +47,11 @@ token: install
 
 bench-pipeline: install infra
 	$(PY) -m tools.bench_pipeline
+
+## The chaos run: 2,000 orders while every service is SIGKILLed at random and Kafka and PostgreSQL restart (it runs
+## its own PostgreSQL and Kafka; about 6 minutes). ORDERS=N for another size.
+chaos: install
+	$(PY) -m tools.chaos --orders $(or $(ORDERS),2000)
 
 ## The event catalog as JSON Schema and AsyncAPI, in docs/events.
 events-docs: install

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Uuid,
     func,
 )
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.settings import ServiceSettings
@@ -88,3 +89,10 @@ def common_tables(metadata: MetaData) -> tuple[Table, Table, Table]:
     return tuple(
         metadata.tables[f"{metadata.schema}.{name}"] for name in ("outbox", "handled_events", "idempotency_keys")
     )
+
+
+def unavailable(exc: BaseException) -> bool:
+    """A failure of the infrastructure (the database or the network away) rather than of the work itself."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError | InterfaceError | ConnectionError | TimeoutError)

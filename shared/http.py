@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.db import unavailable
 from shared.errors import IllegalTransition, ProblemError
 from shared.logging import bind_correlation_id, correlation_id, get_logger
 
@@ -77,6 +78,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if unavailable(exc):  # the database restarts: the client retries shortly (Idempotency-Key makes it safe)
+            log.warning("http.unavailable", path=request.url.path, error=repr(exc))
+            response = problem(503, "Service unavailable", "the database cannot be reached; retry shortly")
+            response.headers["Retry-After"] = "1"
+            return response
         log.exception("http.unhandled", path=request.url.path)
         return problem(
             500,

@@ -10,8 +10,10 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +29,7 @@ from shared.messaging.outbox import OutboxRelay
 from shared.settings import ServiceSettings
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,12 +55,13 @@ def create_app(service: ServiceDefinition) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings)
-        producer = make_producer(settings)
         app.state.engine = engine
-        app.state.producer = producer
         dead_letter = settings.topic(topics.dead_letter(settings.service_name))
-        await ensure_topics(settings, [*(settings.topic(t) for t in topics.ALL), dead_letter])
-        await producer.start()
+        await _until_reachable(
+            "kafka topics", lambda: ensure_topics(settings, [*(settings.topic(t) for t in topics.ALL), dead_letter])
+        )
+        producer = await _until_reachable("kafka producer", lambda: _started(make_producer(settings)))
+        app.state.producer = producer
         tasks = [
             asyncio.create_task(
                 OutboxRelay(
@@ -73,8 +77,9 @@ def create_app(service: ServiceDefinition) -> FastAPI:
         ]
         consumer = None
         if service.handlers:
-            consumer = make_consumer(settings, *service.consumes)
-            await consumer.start()
+            consumer = await _until_reachable(
+                "kafka consumer", lambda: _started(make_consumer(settings, *service.consumes))
+            )
             tasks.append(
                 asyncio.create_task(
                     EventConsumer(
@@ -129,6 +134,29 @@ def create_app(service: ServiceDefinition) -> FastAPI:
     for router in service.routers:
         app.include_router(router)
     return app
+
+
+async def _until_reachable(what: str, attempt: Callable[[], Awaitable[T]], patience_seconds: float = 120) -> T:
+    """A service (re)started while the broker restarts waits for it rather than exiting at once."""
+    deadline, delay = asyncio.get_running_loop().time() + patience_seconds, 0.25
+    while True:
+        try:
+            return await attempt()
+        except (KafkaError, OSError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.warning("service.waiting_for", what=what, error=repr(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def _started(client: AIOKafkaProducer | AIOKafkaConsumer) -> AIOKafkaProducer | AIOKafkaConsumer:
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
+    return client
 
 
 def _crash_on_unexpected_exit(task: asyncio.Task) -> None:

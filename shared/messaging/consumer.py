@@ -16,9 +16,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from pydantic import ValidationError
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.db import unavailable
 from shared.events import IntegrationEvent, parse_event
 from shared.logging import bind_correlation_id, get_logger
 
@@ -31,13 +31,6 @@ class _HandlerFailed(Exception):
     def __init__(self, position: int) -> None:
         super().__init__(f"handler failed at position {position}")
         self.position = position
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Failures of the infrastructure rather than of the message."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OSError | InterfaceError | ConnectionError | TimeoutError)
 
 
 class EventConsumer:
@@ -150,7 +143,7 @@ class EventConsumer:
                 await self._apply(handler, event)
                 return
             except Exception as exc:
-                if not is_transient(exc):
+                if not unavailable(exc):
                     attempts += 1
                     if attempts >= self._max_attempts:
                         log.error(
@@ -167,7 +160,7 @@ class EventConsumer:
                     consumer=self.name,
                     event_id=str(event.event_id),
                     error=repr(exc),
-                    transient=is_transient(exc),
+                    transient=unavailable(exc),
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
