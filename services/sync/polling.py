@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
@@ -62,7 +62,9 @@ async def start_job(conn: AsyncConnection, store: Row, trigger: str, settings: S
                 trigger=trigger,
                 status="running",
             )
-            .on_conflict_do_nothing(index_elements=[sync_jobs.c.store_id], index_where=sync_jobs.c.status == "running")
+            # The predicate is a literal, as in the index: with a bound parameter PostgreSQL cannot infer the
+            # partial index once it switches the prepared statement to a generic plan (after 5 executions).
+            .on_conflict_do_nothing(index_elements=[sync_jobs.c.store_id], index_where=text("status = 'running'"))
             .returning(sync_jobs)
         )
     ).first()

@@ -414,7 +414,7 @@ async def test_webhooks_with_bad_signatures_or_old_timestamps_change_nothing(env
             "outcome": "duplicate"
         }
     finally:
-        await stripe.post("/_emulator/config", json={"lose_webhooks": False})
+        await stripe.post("/_emulator/config", json={"webhook_delay_s": 0.05})
 
 
 async def test_refunds_go_back_the_way_the_order_was_paid_once(env, engine):

@@ -10,9 +10,12 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from sqlalchemy import insert, update
 
+from services.sync.adapters.tables import stores, sync_jobs
 from services.sync.app import app as sync_app
 from services.sync.handlers import order_id_for
+from services.sync.polling import start_job
 from shared import topics
 from shared.events import OrderShipped, OrderShippedPayload, parse_event
 from tests.conftest import settings_for
@@ -110,11 +113,12 @@ async def test_a_missed_webhook_is_found_by_the_sync_and_nothing_is_doubled(sync
 
 async def test_many_pages_under_a_strict_rate_limit(sync):
     merchant = Merchant(sync)
-    shop = new_shop(bucket_size=2, drain_per_second=4, bucket_level=2)  # full when the job starts
+    shop = new_shop(bucket_size=2, drain_per_second=1)
     for _ in range(1_100):
         shop.create_order(queue_webhooks=False)
     async with serve(shop.app) as shop_url:
         store = await merchant.connect(shop, shop_url)
+        shop.bucket.fill()  # the job starts with the allowance spent: its first call is refused
         job, seen = await merchant.sync_orders(store["id"], timeout=60)
     assert job["status"] == "succeeded", job
     assert (job["pages"], job["new"]) == (5, 1_100)
@@ -288,7 +292,16 @@ async def test_woocommerce_write_back(sync, migrated, extension):
 
 async def test_the_periodic_reconciliation_finds_missed_orders_without_the_button(migrated):
     """Every store with auto-sync on is reconciled once per interval: orders whose webhooks never came appear."""
-    settings = settings_for("sync", migrated, topic_prefix=PREFIX, sync_interval_seconds=1, store_timeout_seconds=1)
+    settings = settings_for(
+        "sync",
+        migrated,
+        topic_prefix=PREFIX,
+        sync_interval_seconds=1,
+        # the other tests' stores (their emulators gone) are reconciled too: let them fail fast
+        store_timeout_seconds=1,
+        store_max_retries=0,
+        store_backoff_seconds=0.05,
+    )
     shop = new_shop()
     async with (
         serve(shop.app) as shop_url,
@@ -310,3 +323,35 @@ async def test_the_periodic_reconciliation_finds_missed_orders_without_the_butto
     assert job["status"] == "succeeded" and job["new"] == 2, job
     order_ids = {order_id_for(store["id"], str(i)) for i in shop.orders}
     assert await synced_events(migrated, order_ids) == dict.fromkeys(order_ids, 1)
+
+
+async def test_starting_jobs_keeps_working_once_postgres_plans_the_statement_generically(engine_for, migrated):
+    """The one-running-job guard is an ON CONFLICT on a partial index; PostgreSQL must infer that index on every
+    execution, including after the 5th, when a prepared statement may switch to a generic plan."""
+    engine = engine_for("sync")
+    settings = settings_for("sync", migrated)
+    store_id = f"st-{uuid.uuid4().hex[:8]}"
+    async with engine.begin() as conn:
+        store = (
+            await conn.execute(
+                insert(stores)
+                .values(
+                    id=store_id,
+                    merchant_id="m-plan",
+                    platform="shopify",
+                    shop_domain=f"{store_id}.myshopify.com",
+                    api_url="https://example.invalid",
+                    name="s",
+                    credentials="x",
+                    webhook_secret="x",
+                )
+                .returning(stores)
+            )
+        ).one()
+    async with engine.connect() as conn:  # one connection: one prepared statement, executed again and again
+        for _ in range(8):
+            job, created = await start_job(conn, store, "manual", settings)
+            again, created_again = await start_job(conn, store, "manual", settings)
+            assert created and not created_again and again.id == job.id
+            await conn.execute(update(sync_jobs).where(sync_jobs.c.id == job.id).values(status="succeeded"))
+        await conn.rollback()

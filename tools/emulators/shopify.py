@@ -50,6 +50,10 @@ class LeakyBucket:
         self.level += 1
         return None
 
+    def fill(self) -> None:
+        """As if the app had just spent its whole allowance."""
+        self.level, self._at = float(self.size), time.monotonic()
+
     def header(self) -> str:
         return f"{math.ceil(self.level)}/{self.size}"
 
