@@ -166,6 +166,9 @@ async def order_counts(
 @router.get("/orders/{order_id}", tags=["orders"], summary="One order: lines, connections, costs, packaging, timeline")
 async def get_order(order_id: str, user: Merchant, engine: Engine) -> OrderDetail:
     async with engine.connect() as conn:
+        # The detail takes several reads: one snapshot for all of them, or a change committed in between
+        # would show e.g. an order in Processing without its payment.
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
         return await _detail(conn, user.merchant_id, order_id)
 
 
