@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -18,17 +17,13 @@ import uvicorn
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tools.stack import free_ports
 
 
 @contextlib.asynccontextmanager
 async def serve(app, port: int | None = None) -> AsyncIterator[str]:
     """Serve an ASGI app in this event loop; yields its base URL and stops it on exit."""
-    port = port or free_port()
+    port = port or free_ports(1)[0]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:
