@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Annotated
 
+from fastapi import Depends, Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import Table, select, update
@@ -86,3 +88,31 @@ async def run_once(
     if key is not None:
         await store(conn, table, scope, key, status_code, result)
     return Response(result, status_code, media_type=JSON)
+
+
+class IdempotentCall:
+    """A POST that creates something or moves money: its Idempotency-Key and body, to run it once (`run_once`)."""
+
+    def __init__(
+        self,
+        request: Request,
+        key: Annotated[
+            str | None,
+            Header(alias="Idempotency-Key", description="the same key and body get the first answer again"),
+        ] = None,
+    ) -> None:
+        self.request, self.key = request, key
+
+    async def run(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        scope: str,
+        action: Callable[[], Awaitable[BaseModel]],
+        status_code: int = 200,
+    ) -> Response:
+        body = await self.request.body()
+        return await run_once(conn, table, scope=scope, key=self.key, body=body, status_code=status_code, action=action)
+
+
+Idempotent = Annotated[IdempotentCall, Depends()]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,12 +26,11 @@ from services.checkout.api.schemas import (
 from services.checkout.domain.ledger import wallet_account
 from shared.auth import Merchant, Ops
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
-from shared.idempotency import run_once
+from shared.idempotency import Idempotent
 from shared.money import Money
 from shared.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description="retry-safe request id")]
 
 
 def _payment_public(row) -> PaymentPublic:
@@ -76,23 +75,13 @@ async def _checkout_public(conn: AsyncConnection, merchant_id: str, checkout_id:
     tags=["checkout"],
     summary="Price one or many To Order orders together, with their shipping (prices are snapshotted)",
 )
-async def create_checkout(
-    body: CheckoutCreate, user: Merchant, engine: Engine, request: Request, key: IdempotencyKey = None
-) -> CheckoutPublic:
+async def create_checkout(body: CheckoutCreate, user: Merchant, engine: Engine, once: Idempotent) -> CheckoutPublic:
     async def action() -> CheckoutPublic:
         checkout_id = await handlers.create_checkout(conn, user.merchant_id, body.order_ids, body.shipping)
         return await _checkout_public(conn, user.merchant_id, checkout_id)
 
     async with engine.begin() as conn:
-        return await run_once(
-            conn,
-            idempotency_keys,
-            scope=f"{user.merchant_id}:create-checkout",
-            key=key,
-            body=await request.body(),
-            status_code=201,
-            action=action,
-        )
+        return await once.run(conn, idempotency_keys, f"{user.merchant_id}:create-checkout", action, status_code=201)
 
 
 @router.get("/checkouts/{checkout_id}", tags=["checkout"], summary="A checkout with its cost breakdown")
@@ -108,7 +97,7 @@ async def get_checkout(checkout_id: str, user: Merchant, engine: Engine) -> Chec
     responses={402: PROBLEM_RESPONSES[422], 502: PROBLEM_RESPONSES[422]},
 )
 async def pay_checkout(
-    checkout_id: str, body: PayRequest, user: Merchant, engine: Engine, request: Request, key: IdempotencyKey = None
+    checkout_id: str, body: PayRequest, user: Merchant, engine: Engine, request: Request, once: Idempotent
 ) -> PaymentPublic:
     """Balance: paid at once (402 with the shortfall when the balance and credit line do not cover it). Card: the
     answer is `processing` (or `failed` for a declined card); the provider's signed webhook confirms it later."""
@@ -123,15 +112,7 @@ async def pay_checkout(
         return _payment_public((await conn.execute(select(payments).where(payments.c.id == payment_id))).one())
 
     async with engine.begin() as conn:
-        return await run_once(
-            conn,
-            idempotency_keys,
-            scope=f"{user.merchant_id}:pay:{checkout_id}",
-            key=key,
-            body=await request.body(),
-            status_code=200,
-            action=action,
-        )
+        return await once.run(conn, idempotency_keys, f"{user.merchant_id}:pay:{checkout_id}", action)
 
 
 @router.get("/balance", tags=["balance"], summary="The merchant's balance")
@@ -161,7 +142,7 @@ def _balance(balance: Decimal, credit_limit: Decimal, currency: str) -> BalanceP
     tags=["balance"],
     summary="Credit a merchant's balance with money received (ops)",
 )
-async def top_up(body: TopUpCreate, _: Ops, engine: Engine, request: Request, key: IdempotencyKey = None) -> Response:
+async def top_up(body: TopUpCreate, _: Ops, engine: Engine, once: Idempotent) -> Response:
     async def action() -> BalancePublic:
         await handlers.top_up(conn, body.merchant_id, body.amount, body.reference)
         row = (
@@ -174,15 +155,7 @@ async def top_up(body: TopUpCreate, _: Ops, engine: Engine, request: Request, ke
         return _balance(row.balance, row.credit_limit, row.currency)
 
     async with engine.begin() as conn:
-        return await run_once(
-            conn,
-            idempotency_keys,
-            scope="ops:top-up",
-            key=key,
-            body=await request.body(),
-            status_code=201,
-            action=action,
-        )
+        return await once.run(conn, idempotency_keys, "ops:top-up", action, status_code=201)
 
 
 @router.put(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -16,7 +16,6 @@ from services.checkout.adapters.tables import (
     shipping_methods,
     shipping_rules,
 )
-from services.checkout.api.routes import IdempotencyKey
 from services.checkout.api.shipping_schemas import (
     PreviewItem,
     PreviewRequest,
@@ -38,7 +37,7 @@ from shared.auth import AnyUser, Merchant, Ops
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events import PayableOrderPayload
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
-from shared.idempotency import run_once
+from shared.idempotency import Idempotent
 from shared.money import Money
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -76,24 +75,14 @@ async def _method_row(conn: AsyncConnection, method_id: str):
 
 
 @router.post("/shipping-methods", status_code=201, tags=["shipping"], summary="Add a shipping method (ops)")
-async def create_method(
-    body: ShippingMethodIn, _: Ops, engine: Engine, request: Request, key: IdempotencyKey = None
-) -> ShippingMethodPublic:
+async def create_method(body: ShippingMethodIn, _: Ops, engine: Engine, once: Idempotent) -> ShippingMethodPublic:
     async def action() -> ShippingMethodPublic:
         method_id = str(uuid.uuid4())
         await conn.execute(shipping_methods.insert().values(id=method_id, **_method_values(body)))
         return _method_public(await _method_row(conn, method_id))
 
     async with engine.begin() as conn:
-        return await run_once(
-            conn,
-            idempotency_keys,
-            scope="ops:create-shipping-method",
-            key=key,
-            body=await request.body(),
-            status_code=201,
-            action=action,
-        )
+        return await once.run(conn, idempotency_keys, "ops:create-shipping-method", action, status_code=201)
 
 
 @router.get("/shipping-methods", tags=["shipping"], summary="Shipping methods")
@@ -225,9 +214,7 @@ def _rule_public(row) -> ShippingRulePublic:
 
 
 @router.post("/shipping-rules", status_code=201, tags=["shipping rules"], summary="Add a shipping rule")
-async def create_rule(
-    body: ShippingRuleIn, user: Merchant, engine: Engine, request: Request, key: IdempotencyKey = None
-) -> ShippingRulePublic:
+async def create_rule(body: ShippingRuleIn, user: Merchant, engine: Engine, once: Idempotent) -> ShippingRulePublic:
     async def action() -> ShippingRulePublic:
         await _check_methods(conn, body.method_ids, "method_ids")
         rule_id = str(uuid.uuid4())
@@ -237,14 +224,8 @@ async def create_rule(
         return _rule_public(await _rule_row(conn, user.merchant_id, rule_id))
 
     async with engine.begin() as conn:
-        return await run_once(
-            conn,
-            idempotency_keys,
-            scope=f"{user.merchant_id}:create-shipping-rule",
-            key=key,
-            body=await request.body(),
-            status_code=201,
-            action=action,
+        return await once.run(
+            conn, idempotency_keys, f"{user.merchant_id}:create-shipping-rule", action, status_code=201
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import or_, select
 
 from services.orders import handlers
@@ -38,7 +38,7 @@ from services.orders.api.schemas import (
 from shared.auth import AnyUser, Merchant, Ops
 from shared.errors import NotFound
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
-from shared.idempotency import run_once
+from shared.idempotency import Idempotent
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -183,24 +183,15 @@ async def put_settings(body: OrderSettings, user: Merchant, engine: Engine) -> O
 )
 async def request_quote(
     body: QuoteCreate,
-    request: Request,
     user: Merchant,
     engine: Engine,
-    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    once: Idempotent,
 ) -> Response:
     async def action() -> QuotePublic:
         return QuotePublic.model_validate(await handlers.request_quote(conn, user.merchant_id, body.model_dump()))
 
     async with engine.begin() as conn:
-        return await run_once(
-            conn,
-            idempotency_keys,
-            scope=f"{user.merchant_id}:quote",
-            key=key,
-            body=await request.body(),
-            status_code=201,
-            action=action,
-        )
+        return await once.run(conn, idempotency_keys, f"{user.merchant_id}:quote", action, status_code=201)
 
 
 @router.get("/quotes", tags=["quotes"], summary="Quotes and their progress (a merchant's own; ops: every one)")

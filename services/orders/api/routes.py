@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import Select, func, or_, select, tuple_
 
 from services.orders import handlers
@@ -34,13 +34,11 @@ from shared.auth import Merchant, Ops
 from shared.errors import NotFound
 from shared.events import Address
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
-from shared.idempotency import run_once
+from shared.idempotency import Idempotent
 from shared.money import Money
 from shared.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
-
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 class OrderFilters:
@@ -261,7 +259,7 @@ async def change_address(order_id: str, body: AddressUpdate, user: Merchant, eng
     summary="Ask for a refund (reason, lines, amount); the order shows in Refunds while it is in progress",
 )
 async def request_refund(
-    order_id: str, body: RefundCreate, request: Request, user: Merchant, engine: Engine, key: IdempotencyKey = None
+    order_id: str, body: RefundCreate, user: Merchant, engine: Engine, once: Idempotent
 ) -> Response:
     async def action() -> AfterSalesCasePublic:
         case = await handlers.request_refund(
@@ -271,14 +269,8 @@ async def request_refund(
 
     with domain_errors():
         async with engine.begin() as conn:
-            return await run_once(
-                conn,
-                idempotency_keys,
-                scope=f"{user.merchant_id}:refund:{order_id}",
-                key=key,
-                body=await request.body(),
-                status_code=201,
-                action=action,
+            return await once.run(
+                conn, idempotency_keys, f"{user.merchant_id}:refund:{order_id}", action, status_code=201
             )
 
 
@@ -290,7 +282,7 @@ async def request_refund(
     summary="Ask to send lines again (reason, lines); the order shows in Resent while it is in progress",
 )
 async def request_reshipment(
-    order_id: str, body: ReshipmentCreate, request: Request, user: Merchant, engine: Engine, key: IdempotencyKey = None
+    order_id: str, body: ReshipmentCreate, user: Merchant, engine: Engine, once: Idempotent
 ) -> Response:
     async def action() -> AfterSalesCasePublic:
         case = await handlers.request_reshipment(
@@ -300,14 +292,8 @@ async def request_reshipment(
 
     with domain_errors():
         async with engine.begin() as conn:
-            return await run_once(
-                conn,
-                idempotency_keys,
-                scope=f"{user.merchant_id}:reshipment:{order_id}",
-                key=key,
-                body=await request.body(),
-                status_code=201,
-                action=action,
+            return await once.run(
+                conn, idempotency_keys, f"{user.merchant_id}:reshipment:{order_id}", action, status_code=201
             )
 
 

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import Column, Select, or_, select, tuple_
 
 from services.sync import handlers, polling
@@ -28,12 +27,10 @@ from services.sync.domain.store_settings import StoreSettings
 from shared.auth import Merchant
 from shared.errors import Conflict, NotFound
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
-from shared.idempotency import run_once
+from shared.idempotency import Idempotent
 from shared.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
-
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 def _allow_http(request: Request) -> bool:
@@ -57,7 +54,7 @@ async def _newest_first(engine, query: Select, moment: Column, id_col: Column, l
 
 @router.post("/v1/stores", status_code=201, tags=["stores"], summary="Connect a Shopify or WooCommerce store")
 async def create_store(
-    body: StoreCreate, user: Merchant, engine: Engine, request: Request, idempotency_key: IdempotencyKey = None
+    body: StoreCreate, user: Merchant, engine: Engine, request: Request, once: Idempotent
 ) -> StorePublic:
     async def action() -> StorePublic:
         row = await handlers.create_store(
@@ -66,15 +63,7 @@ async def create_store(
         return StorePublic.model_validate(row)
 
     async with engine.begin() as conn:
-        return await run_once(  # type: ignore[return-value]
-            conn,
-            idempotency_keys,
-            scope=f"{user.merchant_id}:create-store",
-            key=idempotency_key,
-            body=await request.body(),
-            status_code=201,
-            action=action,
-        )
+        return await once.run(conn, idempotency_keys, f"{user.merchant_id}:create-store", action, status_code=201)
 
 
 @router.get("/v1/stores", tags=["stores"], summary="The merchant's stores")

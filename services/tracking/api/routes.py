@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from sqlalchemy import Select, func, select, tuple_
 
 from services.tracking import handlers
@@ -42,12 +41,10 @@ from services.tracking.domain.fulfillment import Fulfillment, Step
 from shared.auth import AnyUser, Ops, Principal
 from shared.errors import IllegalTransition, NotFound, ProblemError, Unprocessable
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
-from shared.idempotency import run_once
+from shared.idempotency import Idempotent, IdempotentCall
 from shared.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
-
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 def _lines(items: list[dict]) -> list[dict]:
@@ -154,9 +151,7 @@ def _operation(action: StepAction, item: BulkItem, actor: str) -> Callable[[Fulf
             return lambda job: job.ship(actor)
 
 
-async def _act(
-    request: Request, engine, user: Principal, fulfillment_id: str, action: StepAction, item: BulkItem, key: str | None
-):
+async def _act(engine, user: Principal, fulfillment_id: str, action: StepAction, item: BulkItem, once: IdempotentCall):
     """One step in one transaction; an Idempotency-Key makes a retried request answer as the first one did."""
     operation = _operation(action, item, f"user:{user.sub}")
     async with engine.begin() as conn:
@@ -165,15 +160,7 @@ async def _act(
             await handlers.advance(conn, fulfillment_id, operation)
             return _public((await conn.execute(select(fulfillments).where(fulfillments.c.id == fulfillment_id))).one())
 
-        return await run_once(
-            conn,
-            idempotency_keys,
-            scope=f"{user.sub}:fulfillment:{fulfillment_id}:{action.value}",
-            key=key,
-            body=await request.body(),
-            status_code=200,
-            action=run,
-        )
+        return await once.run(conn, idempotency_keys, f"{user.sub}:fulfillment:{fulfillment_id}:{action.value}", run)
 
 
 _STEP = {"tags": ["fulfillment"], "response_model": FulfillmentPublic}
@@ -203,9 +190,9 @@ async def bulk(action: StepAction, body: BulkRequest, user: Ops, engine: Engine)
 
 
 @router.post("/fulfillments/{fulfillment_id}/purchase", summary="Bought from the factory", **_STEP)
-async def purchase(fulfillment_id: str, request: Request, user: Ops, engine: Engine, key: IdempotencyKey = None):
+async def purchase(fulfillment_id: str, user: Ops, engine: Engine, once: Idempotent):
     item = BulkItem(fulfillment_id=fulfillment_id)
-    return await _act(request, engine, user, fulfillment_id, StepAction.PURCHASE, item, key)
+    return await _act(engine, user, fulfillment_id, StepAction.PURCHASE, item, once)
 
 
 @router.post(
@@ -213,25 +200,21 @@ async def purchase(fulfillment_id: str, request: Request, user: Ops, engine: Eng
     summary="Pass, or fail with notes (the goods are bought again)",
     **_STEP,
 )
-async def quality_check(
-    fulfillment_id: str, body: QualityCheck, request: Request, user: Ops, engine: Engine, key: IdempotencyKey = None
-):
+async def quality_check(fulfillment_id: str, body: QualityCheck, user: Ops, engine: Engine, once: Idempotent):
     item = BulkItem(fulfillment_id=fulfillment_id, passed=body.passed, notes=body.notes)
-    return await _act(request, engine, user, fulfillment_id, StepAction.QUALITY_CHECK, item, key)
+    return await _act(engine, user, fulfillment_id, StepAction.QUALITY_CHECK, item, once)
 
 
 @router.post("/fulfillments/{fulfillment_id}/pack", summary="Packed with the merchant's packaging", **_STEP)
-async def pack(fulfillment_id: str, request: Request, user: Ops, engine: Engine, key: IdempotencyKey = None):
+async def pack(fulfillment_id: str, user: Ops, engine: Engine, once: Idempotent):
     item = BulkItem(fulfillment_id=fulfillment_id)
-    return await _act(request, engine, user, fulfillment_id, StepAction.PACK, item, key)
+    return await _act(engine, user, fulfillment_id, StepAction.PACK, item, once)
 
 
 @router.post("/fulfillments/{fulfillment_id}/label", summary="Carrier and tracking number", **_STEP)
-async def label(
-    fulfillment_id: str, body: Label, request: Request, user: Ops, engine: Engine, key: IdempotencyKey = None
-):
+async def label(fulfillment_id: str, body: Label, user: Ops, engine: Engine, once: Idempotent):
     item = BulkItem(fulfillment_id=fulfillment_id, carrier=body.carrier, tracking_number=body.tracking_number)
-    return await _act(request, engine, user, fulfillment_id, StepAction.LABEL, item, key)
+    return await _act(engine, user, fulfillment_id, StepAction.LABEL, item, once)
 
 
 @router.post(
@@ -239,9 +222,9 @@ async def label(
     summary="Handed to the carrier: the shipment, OrderShipped and the customer's email",
     **_STEP,
 )
-async def ship(fulfillment_id: str, request: Request, user: Ops, engine: Engine, key: IdempotencyKey = None):
+async def ship(fulfillment_id: str, user: Ops, engine: Engine, once: Idempotent):
     item = BulkItem(fulfillment_id=fulfillment_id)
-    return await _act(request, engine, user, fulfillment_id, StepAction.SHIP, item, key)
+    return await _act(engine, user, fulfillment_id, StepAction.SHIP, item, once)
 
 
 # --- shipments and carrier tracking ----------------------------------------------------------------------------
