@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 INFRA := deploy/local/infra.sh
 
-.PHONY: install infra run test test-unit lint fmt token bench-pipeline chaos events-docs migrate stop status
+.PHONY: install infra run test test-unit lint fmt token bench bench-pipeline chaos events-docs migrate stop status
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -44,6 +44,11 @@ fmt: install
 ## A development token: make token ROLE=ops MERCHANT=demo-merchant
 token: install
 	@$(VENV)/bin/dropship token --role $(or $(ROLE),merchant) --merchant $(or $(MERCHANT),demo-merchant)
+
+## One table of the system's figures (ingest, end to end, checkout, tab listing, memory) against a raw INSERT
+## baseline measured in the same run (about 3 minutes; QUICK=1 for a short run).
+bench: install infra
+	$(PY) -m tools.bench $(if $(QUICK),--quick)
 
 bench-pipeline: install infra
 	$(PY) -m tools.bench_pipeline

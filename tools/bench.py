@@ -1,0 +1,390 @@
+"""The benchmark suite: one table of the system's figures, each beside a limit measured in the same run.
+
+    python -m tools.bench [--quick] [--rate 200]
+
+Rows:
+1. baseline: raw single-row INSERT commits/s of the same PostgreSQL (`bench_pipeline.raw_insert_baseline`,
+   8 connections, autocommit);
+2. end-to-end: the four services as processes (`Stack` on free ports, a fresh database `bench_e2e`, a unique
+   topic prefix); one merchant with a Shopify store, a connected catalog variant and a default shipping method;
+   signed orders/create webhooks at a steady offered rate; per order, the time from its webhook's 200 to its row
+   in `orders.orders` with status to_order, seen by polling the database in a tight loop; sustained orders/s is
+   orders visible / (first send -> last seen);
+3. each service's peak resident memory (VmHWM) at the end of the end-to-end load;
+4. webhook ingest: signed orders/create at 100 in flight against the same sync process (`bench_sync.closed_loop`);
+5. bulk checkout of 1,000 orders (`tools.bench_checkout` in a subprocess, its "wall time rules+checkout+pay");
+6. tab listing at 1,000,000 orders (`tools.bench_orders` in a subprocess, its counts and first-page p99).
+
+The ratio column: a rate divided by the baseline rate; a time multiplied by it (how many baseline commits fit in
+that time). Goals are printed beside the figures, not asserted. The bench databases and topics are dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.settings import ServiceSettings
+from tools import demo
+from tools.bench_pipeline import RAW_DDL, percentiles, raw_insert_baseline
+from tools.bench_sync import Connection, closed_loop, webhooks
+from tools.emulators.shopify import ShopifyEmulator
+from tools.stack import ROOT, SERVICES, Stack, free_ports
+
+BENCH_DB = "bench_e2e"
+BASELINE_CONNECTIONS = 8
+INGEST_CONCURRENCY = 100
+DRAIN_TIMEOUT_S = 60.0
+POLL_INTERVAL_S = 0.005
+PRODUCT_ID, VARIANT_ID = 101, 201
+
+
+async def admin(base: ServiceSettings, sql: str) -> None:
+    conn = await asyncpg.connect(base.asyncpg_dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def delete_topics(base: ServiceSettings, prefix: str) -> None:
+    client = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
+    await client.start()
+    try:
+        names = [name for name in await client.list_topics() if name.startswith(prefix)]
+        if names:
+            await client.delete_topics(names)
+    finally:
+        await client.close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# --- end to end ------------------------------------------------------------------------------------------------
+
+
+def setup_merchant(stack: Stack, merchant: str, shop: str, secret: str) -> None:
+    """A Shopify store, a catalog variant connected to the store's product, a default shipping method."""
+    with httpx.Client(timeout=30) as http:
+
+        def call(method: str, service: str, path: str, body: dict, role: str = "merchant") -> dict:
+            response = http.request(method, f"{stack.url(service)}{path}", json=body, headers=demo.auth(role, merchant))
+            return response.raise_for_status().json()
+
+        store = call(
+            "POST",
+            "sync",
+            "/v1/stores",
+            {
+                "platform": "shopify",
+                "shop_domain": shop,
+                "name": "Bench",
+                "access_token": "shpat_b",
+                "webhook_secret": secret,
+            },
+        )
+        variant = call(
+            "POST",
+            "orders",
+            "/v1/catalog/variants",
+            {"sku": f"SKU-{merchant}", "title": "Mug", "unit_cost": "4.20", "currency": "USD", "weight_grams": 300},
+            role="ops",
+        )
+        call(
+            "POST",
+            "orders",
+            "/v1/product-connections",
+            {
+                "store_id": store["id"],
+                "external_product_id": str(PRODUCT_ID),
+                "external_variant_id": str(VARIANT_ID),
+                "catalog_variant_id": variant["id"],
+            },
+        )
+        rate = {"first_weight_grams": 500, "first_price": "5.00", "step_weight_grams": 500, "step_price": "2.00"}
+        method = call(
+            "POST",
+            "checkout",
+            "/v1/shipping-methods",
+            {
+                "name": f"Bench Post {merchant}",
+                "carrier": "Bench",
+                "currency": "USD",
+                "rates": {"US": rate},
+                "delivery_days_min": 7,
+                "delivery_days_max": 12,
+                "max_weight_grams": 20000,
+            },
+            role="ops",
+        )
+        call("PUT", "checkout", "/v1/shipping-settings", {"default_method_id": method["id"]})
+
+
+async def watch_to_order(dsn: str, merchant: str, expected: int, seen: dict[str, float], stop: asyncio.Event) -> None:
+    """First time each order is seen in To Order, in a tight polling loop."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        query = "SELECT external_order_id FROM orders.orders WHERE merchant_id = $1 AND status = 'to_order'"
+        while len(seen) < expected and not stop.is_set():
+            rows = await conn.fetch(query, merchant)
+            now = time.perf_counter()
+            for row in rows:
+                seen.setdefault(row["external_order_id"], now)
+            await asyncio.sleep(POLL_INTERVAL_S)
+    finally:
+        await conn.close()
+
+
+async def end_to_end(stack: Stack, dsn: str, n: int, rate: float) -> dict:
+    merchant, secret = f"bench-{uuid.uuid4().hex[:8]}", "bench-webhook-secret"
+    shop = f"{merchant}.myshopify.com"
+    await asyncio.to_thread(setup_merchant, stack, merchant, shop, secret)
+    requests = []
+    for i in range(n):
+        order = demo.shopify_order(i, lines=[(PRODUCT_ID, VARIANT_ID, "STORE-SKU", 1, "19.90")])
+        body = httpx.Request("POST", "/", json=order).content
+        headers = demo.shopify_headers(body, shop=shop, secret=secret)
+        requests.append((str(order["id"]), ("POST", "/webhooks/shopify", headers, body)))
+
+    seen: dict[str, float] = {}
+    accepted: dict[str, float] = {}
+    statuses: list[int] = []
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch_to_order(dsn, merchant, n, seen, stop))
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(50):
+        pool.put_nowait(await Connection.open(stack.url("sync")))
+
+    async def one(external_id: str, request: tuple) -> None:
+        connection = await pool.get()
+        status = await connection.request(*request)
+        statuses.append(status)
+        if status == 200:
+            accepted[external_id] = time.perf_counter()
+        pool.put_nowait(connection)
+
+    began = time.perf_counter()
+    tasks = []
+    for i, (external_id, request) in enumerate(requests):  # open loop: a fixed offered rate
+        delay = began + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(external_id, request)))
+    await asyncio.gather(*tasks)
+    sent_seconds = time.perf_counter() - began
+    while not pool.empty():
+        pool.get_nowait().close()
+    try:
+        await asyncio.wait_for(asyncio.shield(watcher), DRAIN_TIMEOUT_S)
+    except TimeoutError:
+        stop.set()
+        await watcher
+    latencies = [max(0.0, seen[i] - at) * 1000 for i, at in accepted.items() if i in seen]
+    elapsed = (max(seen.values()) - began) if seen else float("nan")
+    memory = {name: peak_rss_mb(process.pid) for name, process in stack.processes.items()}
+    p50, _, p99, _ = percentiles(latencies) if latencies else (float("nan"),) * 4
+    return {
+        "sent": n,
+        "accepted": statuses.count(200),
+        "visible": len(seen),
+        "send_rate": n / sent_seconds,
+        "rate": len(seen) / elapsed,
+        "elapsed": elapsed,
+        "p50": p50,
+        "p99": p99,
+        "memory": memory,
+    }
+
+
+async def ingest(stack: Stack, n: int, seconds: float) -> dict:
+    """Signed orders/create of another merchant's store (each a new, unconnected order) at 100 in flight."""
+    shop = ShopifyEmulator(f"ingest-{uuid.uuid4().hex[:6]}.myshopify.com")
+    async with httpx.AsyncClient(base_url=stack.url("sync"), headers=demo.auth("merchant", "bench-ingest")) as http:
+        body = {
+            "platform": "shopify",
+            "shop_domain": shop.shop,
+            "name": "Ingest",
+            "access_token": shop.access_token,
+            "webhook_secret": shop.webhook_secret,
+        }
+        (await http.post("/v1/stores", json=body)).raise_for_status()
+    accepted, sent, elapsed, latencies = await closed_loop(
+        stack.url("sync"), webhooks(shop, n), INGEST_CONCURRENCY, seconds
+    )
+    _, _, p99, _ = percentiles([s * 1000 for s in latencies])
+    return {"accepted": accepted, "sent": sent, "rate": accepted / elapsed, "p99": p99}
+
+
+async def stack_figures(args: argparse.Namespace, base: ServiceSettings) -> tuple[float, dict]:
+    await admin(base, f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+    await admin(base, f'CREATE DATABASE "{BENCH_DB}"')
+    url = base.database_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+    dsn = ServiceSettings(database_url=url).asyncpg_dsn
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    stack: Stack | None = None
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:  # the baseline's table lives in a schema of its own, away from the services'
+            await conn.execute("CREATE SCHEMA bench_producer")
+            await conn.execute(RAW_DDL)
+        finally:
+            await conn.close()
+        baseline = await raw_insert_baseline(dsn, BASELINE_CONNECTIONS, 3.0)
+
+        env = {
+            "DATABASE_URL": url,
+            "TOPIC_PREFIX": prefix,
+            "TOPIC_PARTITIONS": "4",
+            "LOG_LEVEL": "WARNING",
+            "SYNC_INTERVAL_SECONDS": "3600",
+        }
+        ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+        stack = Stack(env, ports=ports, log_dir=Path(tempfile.mkdtemp(prefix="bench-")))
+        await asyncio.to_thread(stack.migrate)
+        await asyncio.to_thread(stack.start_all, 60)
+        e2e = await end_to_end(stack, dsn, args.orders, args.rate)
+        e2e["ingest"] = await ingest(stack, args.webhooks, args.seconds)
+        return baseline, e2e
+    finally:
+        if stack is not None:
+            await asyncio.to_thread(stack.stop)
+        await admin(base, f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        try:
+            await delete_topics(base, prefix)
+        except Exception as exc:  # a leftover topic under a unique prefix harms nothing
+            print(f"(topics under {prefix} not deleted: {exc!r})", file=sys.stderr)
+
+
+# --- the other tools, in subprocesses --------------------------------------------------------------------------
+
+
+def run_tool(module: str, *argv: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", module, *argv], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+    if done.returncode != 0:
+        print(f"{module} exited {done.returncode}:\n{done.stdout}\n{done.stderr[-2000:]}", file=sys.stderr)
+    return done.stdout
+
+
+def checkout_wall(quick: bool) -> float | None:
+    out = run_tool("tools.bench_checkout", "--orders", "1000", "--quotes", "20" if quick else "100")
+    found = re.search(r"wall time rules\+checkout\+pay:\s+([\d.]+) s", out)
+    return float(found.group(1)) if found else None
+
+
+def tab_listing(quick: bool) -> dict:
+    argv = ["--orders", "200000", "--others", "2", "--requests", "100", "--events", "300"] if quick else []
+    out = run_tool("tools.bench_orders", *argv)
+
+    def p99(label: str) -> float | None:
+        found = re.search(re.escape(label) + r".*?p99\s+([\d.]+) ms", out)
+        return float(found.group(1)) if found else None
+
+    pages = [p99(f"GET /v1/orders?status={tab} (first page, 50)") for tab in ("shipped", "processing", "refunds")]
+    generated = re.search(r"generated ([\d,]+) orders \(([\d,]+) for", out)
+    return {
+        "orders": generated.group(2) if generated else "?",
+        "counts_p99": p99("GET /v1/orders/counts (every tab)"),
+        "page_p99": max(pages) if all(p is not None for p in pages) else None,
+    }
+
+
+# --- output ----------------------------------------------------------------------------------------------------
+
+
+def table(args: argparse.Namespace, baseline: float, e2e: dict, wall: float | None, tabs: dict) -> str:
+    def rate(value: float) -> str:
+        return f"{value / baseline:.3f}x"
+
+    def during(ms: float | None) -> str:
+        return "n/a" if ms is None else f"= {ms / 1000 * baseline:,.0f} commits"
+
+    def goal(met: bool, text: str) -> str:
+        return f"goal {text}: {'met' if met else 'NOT met'}"
+
+    def fmt(value: float | None, unit: str) -> str:
+        return "n/a" if value is None else f"{value:,.1f} {unit}"
+
+    ing = e2e["ingest"]
+    rows = [
+        (f"raw single-row INSERT commits/s ({BASELINE_CONNECTIONS} connections)", f"{baseline:,.0f} /s", "1.000x", ""),
+        (
+            f"webhook ingest accepted/s, c={INGEST_CONCURRENCY} ({ing['accepted']}/{ing['sent']})",
+            f"{ing['rate']:,.0f} /s",
+            rate(ing["rate"]),
+            "",
+        ),
+        ("webhook ingest p99", fmt(ing["p99"], "ms"), during(ing["p99"]), ""),
+        (
+            f"end-to-end orders/s, offered {args.rate:.0f}/s (answered at {e2e['send_rate']:.0f}/s), "
+            f"{e2e['visible']}/{e2e['sent']} in To Order",
+            f"{e2e['rate']:,.0f} /s",
+            rate(e2e["rate"]),
+            goal(e2e["rate"] >= 1000, ">= 1,000/s"),
+        ),
+        ("end-to-end latency p50 (webhook 200 -> To Order)", fmt(e2e["p50"], "ms"), during(e2e["p50"]), ""),
+        (
+            "end-to-end latency p99 (webhook 200 -> To Order)",
+            fmt(e2e["p99"], "ms"),
+            during(e2e["p99"]),
+            goal(e2e["p99"] < 500, "< 500 ms"),
+        ),
+        (
+            "bulk checkout 1,000 orders (rules + checkout + pay)",
+            "n/a" if wall is None else f"{wall:.3f} s",
+            during(None if wall is None else wall * 1000),
+            "" if wall is None else f"{1000 / wall / baseline:.3f}x as orders/s",
+        ),
+        (f"tab counts p99 at {tabs['orders']} orders", fmt(tabs["counts_p99"], "ms"), during(tabs["counts_p99"]), ""),
+        (f"tab first page p99 at {tabs['orders']} orders", fmt(tabs["page_p99"], "ms"), during(tabs["page_p99"]), ""),
+    ]
+    rows += [
+        (f"peak RSS {name} (VmHWM, end-to-end load)", f"{mb:,.0f} MB", "", goal(mb < 200, "< 200 MB"))
+        for name, mb in e2e["memory"].items()
+    ]
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    ratio_width = max(len(r[2]) for r in rows)
+    head = f"{'figure':<{width}}  {'value':>{value_width}}  {'vs baseline':<{ratio_width}}  goal"
+    lines = [head, "-" * len(head)]
+    lines += [f"{a:<{width}}  {b:>{value_width}}  {c:<{ratio_width}}  {d}".rstrip() for a, b, c, d in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="300 orders end to end, 200,000 orders in the tabs")
+    parser.add_argument("--rate", type=float, default=200.0, help="offered webhooks/s end to end (default 200)")
+    args = parser.parse_args(argv)
+    args.orders = 300 if args.quick else 2000
+    args.webhooks, args.seconds = (500, 5.0) if args.quick else (2000, 10.0)
+    started = time.perf_counter()
+    base = ServiceSettings()
+    baseline, e2e = asyncio.run(stack_figures(args, base))
+    wall = checkout_wall(args.quick)
+    asyncio.run(admin(base, 'DROP DATABASE IF EXISTS "bench_checkout" WITH (FORCE)'))  # the tool keeps its own
+    tabs = tab_listing(args.quick)
+    print(f"benchmark suite{' (--quick)' if args.quick else ''}, {time.perf_counter() - started:.0f} s")
+    print(table(args, baseline, e2e, wall, tabs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
