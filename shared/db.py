@@ -3,6 +3,9 @@ and the tables every service has (outbox, handled events, idempotency keys)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -18,7 +21,7 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.exc import DBAPIError, InterfaceError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shared.settings import ServiceSettings
 
@@ -96,3 +99,11 @@ def unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, OSError | InterfaceError | ConnectionError | TimeoutError)
+
+
+@asynccontextmanager
+async def snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A read made of several statements that must agree (a resource and its parts): one snapshot for all, or a
+    change committed between them would show, say, an order in Processing without its payment."""
+    async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="REPEATABLE READ")

@@ -25,6 +25,7 @@ from services.checkout.api.schemas import (
 )
 from services.checkout.domain.ledger import wallet_account
 from shared.auth import Merchant, Ops
+from shared.db import snapshot
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
 from shared.idempotency import Idempotent
 from shared.money import Money
@@ -86,7 +87,7 @@ async def create_checkout(body: CheckoutCreate, user: Merchant, engine: Engine, 
 
 @router.get("/checkouts/{checkout_id}", tags=["checkout"], summary="A checkout with its cost breakdown")
 async def get_checkout(checkout_id: str, user: Merchant, engine: Engine) -> CheckoutPublic:
-    async with engine.connect() as conn:
+    async with snapshot(engine) as conn:
         return await _checkout_public(conn, user.merchant_id, checkout_id)
 
 

@@ -31,6 +31,7 @@ from services.orders.api.schemas import (
 )
 from services.orders.domain.order import AfterSalesCase, CaseKind, Shipment, Status
 from shared.auth import Merchant, Ops
+from shared.db import snapshot
 from shared.errors import NotFound
 from shared.events import Address
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
@@ -163,10 +164,7 @@ async def order_counts(
 
 @router.get("/orders/{order_id}", tags=["orders"], summary="One order: lines, connections, costs, packaging, timeline")
 async def get_order(order_id: str, user: Merchant, engine: Engine) -> OrderDetail:
-    async with engine.connect() as conn:
-        # The detail takes several reads: one snapshot for all of them, or a change committed in between
-        # would show e.g. an order in Processing without its payment.
-        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+    async with snapshot(engine) as conn:
         return await _detail(conn, user.merchant_id, order_id)
 
 

@@ -39,6 +39,7 @@ from services.tracking.api.schemas import (
 )
 from services.tracking.domain.fulfillment import Fulfillment, Step
 from shared.auth import AnyUser, Ops, Principal
+from shared.db import snapshot
 from shared.errors import IllegalTransition, NotFound, ProblemError, Unprocessable
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
 from shared.idempotency import Idempotent, IdempotentCall
@@ -110,7 +111,7 @@ async def get_fulfillment(fulfillment_id: str, user: AnyUser, engine: Engine) ->
     query = select(fulfillments).where(fulfillments.c.id == fulfillment_id)
     if user.role != "ops":
         query = query.where(fulfillments.c.merchant_id == user.merchant_id)
-    async with engine.connect() as conn:
+    async with snapshot(engine) as conn:
         row = (await conn.execute(query)).first()
         if row is None:
             raise NotFound(f"fulfillment {fulfillment_id} not found")
@@ -235,7 +236,7 @@ async def get_shipment(shipment_id: str, user: AnyUser, engine: Engine) -> Shipm
     query = select(shipments).where(shipments.c.id == shipment_id)
     if user.role != "ops":
         query = query.where(shipments.c.merchant_id == user.merchant_id)
-    async with engine.connect() as conn:
+    async with snapshot(engine) as conn:
         row = (await conn.execute(query)).first()
         if row is None:
             raise NotFound(f"shipment {shipment_id} not found")
