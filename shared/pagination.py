@@ -1,4 +1,4 @@
-"""Opaque keyset cursors: the position of the last item of a page, base64url-encoded."""
+"""Keyset pagination: opaque cursors holding the position of the last item of a page, base64url-encoded."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import base64
 import json
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.errors import Unprocessable
 
@@ -39,3 +42,27 @@ def _as(kind: type, item: object) -> object:
     if kind is str and not isinstance(item, str):
         raise TypeError("not a string")
     return item
+
+
+async def keyset_page(
+    engine: AsyncEngine,
+    query: Select,
+    column_at: ColumnElement,
+    column_id: ColumnElement,
+    limit: int,
+    cursor: str | None,
+    *,
+    ascending: bool = True,
+) -> tuple[list[Row], str | None]:
+    """One page of `query` ordered by (a timestamp, an id), and the cursor of the next page (None on the last)."""
+    if cursor:
+        position, after = tuple_(column_at, column_id), tuple_(*decode_cursor(cursor, datetime, str))
+        query = query.where(position > after if ascending else position < after)
+    order = (column_at, column_id) if ascending else (column_at.desc(), column_id.desc())
+    async with engine.connect() as conn:
+        rows = list((await conn.execute(query.order_by(*order).limit(limit + 1))).all())
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = (
+        encode_cursor(getattr(last, column_at.key).isoformat(), getattr(last, column_id.key)) if last else None
+    )
+    return rows[:limit], next_cursor

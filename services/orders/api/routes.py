@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import Select, func, or_, select, tuple_
+from sqlalchemy import Select, func, or_, select
 
 from services.orders import handlers
 from services.orders.adapters import repository as repo
@@ -37,7 +37,7 @@ from shared.events import Address
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
 from shared.idempotency import Idempotent
 from shared.money import Money
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import keyset_page
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -134,18 +134,8 @@ async def list_orders(
 ) -> OrdersPage:
     o = orders.c
     query = filters.apply(select(*_SUMMARY_COLUMNS).where(o.merchant_id == user.merchant_id, o.status == status.value))
-    position = tuple_(o.created_at, o.id)
-    if cursor:
-        after = tuple_(*decode_cursor(cursor, datetime, str))
-        query = query.where(position < after if sort == "newest" else position > after)
-    order_by = (o.created_at.desc(), o.id.desc()) if sort == "newest" else (o.created_at, o.id)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query.order_by(*order_by).limit(limit + 1))).all()
-    last = rows[limit - 1] if len(rows) > limit else None
-    return OrdersPage(
-        items=[_summary(r) for r in rows[:limit]],
-        next_cursor=encode_cursor(last.created_at.isoformat(), last.id) if last else None,
-    )
+    rows, next_cursor = await keyset_page(engine, query, o.created_at, o.id, limit, cursor, ascending=sort == "oldest")
+    return OrdersPage(items=[_summary(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/orders/counts", tags=["orders"], summary="How many orders every tab holds (with the list's filters)")

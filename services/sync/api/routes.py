@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import Column, Select, or_, select, tuple_
+from sqlalchemy import or_, select
 
 from services.sync import handlers, polling
 from services.sync.adapters.store_clients import StoreError, client_for
@@ -28,7 +27,7 @@ from shared.auth import Merchant
 from shared.errors import Conflict, NotFound
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
 from shared.idempotency import Idempotent
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, encode_cursor, keyset_page
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
 
@@ -36,17 +35,6 @@ router = APIRouter(responses=PROBLEM_RESPONSES)
 def _allow_http(request: Request) -> bool:
     """Plain-http store URLs (the emulators) only outside production."""
     return request.app.state.settings.environment != "production"
-
-
-async def _newest_first(engine, query: Select, moment: Column, id_col: Column, limit: int, cursor: str | None):
-    """Keyset pagination, newest first: (rows of the page, next cursor)."""
-    query = query.order_by(moment.desc(), id_col.desc()).limit(limit + 1)
-    if cursor:
-        query = query.where(tuple_(moment, id_col) < tuple_(*decode_cursor(cursor, datetime, str)))
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    last = rows[limit - 1] if len(rows) > limit else None
-    return rows[:limit], (encode_cursor(getattr(last, moment.name).isoformat(), last.id) if last else None)
 
 
 # --- stores ----------------------------------------------------------------------------------------------------
@@ -182,7 +170,9 @@ async def list_sync_jobs(
     async with engine.connect() as conn:
         await handlers.get_store(conn, user.merchant_id, store_id)
     query = select(sync_jobs).where(sync_jobs.c.store_id == store_id)
-    rows, next_cursor = await _newest_first(engine, query, sync_jobs.c.started_at, sync_jobs.c.id, limit, cursor)
+    rows, next_cursor = await keyset_page(
+        engine, query, sync_jobs.c.started_at, sync_jobs.c.id, limit, cursor, ascending=False
+    )
     return SyncJobsPage(items=[SyncJobPublic.model_validate(dict(r._mapping)) for r in rows], next_cursor=next_cursor)
 
 
@@ -213,8 +203,8 @@ async def list_webhook_failures(
     query = select(webhook_failures).where(webhook_failures.c.merchant_id == user.merchant_id)
     if store_id:
         query = query.where(webhook_failures.c.store_id == store_id)
-    rows, next_cursor = await _newest_first(
-        engine, query, webhook_failures.c.received_at, webhook_failures.c.id, limit, cursor
+    rows, next_cursor = await keyset_page(
+        engine, query, webhook_failures.c.received_at, webhook_failures.c.id, limit, cursor, ascending=False
     )
     return WebhookFailuresPage(
         items=[WebhookFailurePublic.model_validate(dict(r._mapping)) for r in rows], next_cursor=next_cursor
@@ -236,8 +226,8 @@ async def list_tracking_failures(
             (tracking_pushes.c.status == "pending") & (tracking_pushes.c.attempts > 0),
         ),
     )
-    rows, next_cursor = await _newest_first(
-        engine, query, tracking_pushes.c.created_at, tracking_pushes.c.id, limit, cursor
+    rows, next_cursor = await keyset_page(
+        engine, query, tracking_pushes.c.created_at, tracking_pushes.c.id, limit, cursor, ascending=False
     )
     return TrackingPushesPage(
         items=[TrackingPushPublic.model_validate(dict(r._mapping)) for r in rows], next_cursor=next_cursor

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from fastapi import APIRouter, Request
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import func, select
 
 from services.tracking import handlers
 from services.tracking.adapters.tables import (
@@ -43,7 +43,7 @@ from shared.db import snapshot
 from shared.errors import IllegalTransition, NotFound, ProblemError, Unprocessable
 from shared.http import PROBLEM_RESPONSES, Cursor, Engine, Limit
 from shared.idempotency import Idempotent, IdempotentCall
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import keyset_page
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -64,21 +64,6 @@ def _public(row) -> FulfillmentPublic:
     )
 
 
-async def _page(engine, query: Select, column_at, column_id, limit: int, cursor: str | None, ascending: bool = True):
-    """Keyset pagination over (a timestamp, an id)."""
-    if cursor:
-        position, after = tuple_(column_at, column_id), tuple_(*decode_cursor(cursor, datetime, str))
-        query = query.where(position > after if ascending else position < after)
-    order = (column_at, column_id) if ascending else (column_at.desc(), column_id.desc())
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query.order_by(*order).limit(limit + 1))).all()
-    last = rows[limit - 1] if len(rows) > limit else None
-    next_cursor = (
-        encode_cursor(getattr(last, column_at.key).isoformat(), getattr(last, column_id.key)) if last else None
-    )
-    return rows[:limit], next_cursor
-
-
 # --- the warehouse -------------------------------------------------------------------------------------------
 
 
@@ -87,7 +72,9 @@ async def list_fulfillments(
     _: Ops, engine: Engine, step: Step = Step.PURCHASING, limit: Limit = 50, cursor: Cursor = None
 ) -> FulfillmentsPage:
     f = fulfillments
-    rows, next_cursor = await _page(engine, select(f).where(f.c.step == step.value), f.c.paid_at, f.c.id, limit, cursor)
+    rows, next_cursor = await keyset_page(
+        engine, select(f).where(f.c.step == step.value), f.c.paid_at, f.c.id, limit, cursor
+    )
     return FulfillmentsPage(items=[_public(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -102,7 +89,7 @@ async def overdue_fulfillments(
     f = fulfillments
     hours = request.app.state.settings.handling_time_hours
     query = select(f).where(f.c.step != Step.SHIPPED.value, f.c.paid_at < func.now() - timedelta(hours=hours))
-    rows, next_cursor = await _page(engine, query, f.c.paid_at, f.c.id, limit, cursor)
+    rows, next_cursor = await keyset_page(engine, query, f.c.paid_at, f.c.id, limit, cursor)
     return FulfillmentsPage(items=[_public(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -266,7 +253,7 @@ async def no_scan_alerts(
     query = select(s).where(s.c.status_at.is_(None), s.c.shipped_at < func.now() - timedelta(days=days))
     if user.role != "ops":
         query = query.where(s.c.merchant_id == user.merchant_id)
-    rows, next_cursor = await _page(engine, query, s.c.shipped_at, s.c.id, limit, cursor)
+    rows, next_cursor = await keyset_page(engine, query, s.c.shipped_at, s.c.id, limit, cursor)
     return ShipmentsPage(items=[ShipmentPublic.model_validate(dict(r._mapping)) for r in rows], next_cursor=next_cursor)
 
 
@@ -278,7 +265,7 @@ async def no_scan_alerts(
 async def unmatched_events(_: Ops, engine: Engine, limit: Limit = 50, cursor: Cursor = None) -> UnmatchedEventsPage:
     e = carrier_events
     query = select(e).where(e.c.shipment_id.is_(None))
-    rows, next_cursor = await _page(engine, query, e.c.received_at, e.c.event_id, limit, cursor, ascending=False)
+    rows, next_cursor = await keyset_page(engine, query, e.c.received_at, e.c.event_id, limit, cursor, ascending=False)
     return UnmatchedEventsPage(
         items=[UnmatchedEvent.model_validate(dict(r._mapping)) for r in rows], next_cursor=next_cursor
     )
@@ -299,7 +286,7 @@ async def email_failures(user: AnyUser, engine: Engine, limit: Limit = 50, curso
     )
     if user.role != "ops":
         query = query.where(e.c.merchant_id == user.merchant_id)
-    rows, next_cursor = await _page(engine, query, e.c.created_at, e.c.id, limit, cursor, ascending=False)
+    rows, next_cursor = await keyset_page(engine, query, e.c.created_at, e.c.id, limit, cursor, ascending=False)
     return EmailFailuresPage(
         items=[EmailFailure.model_validate(dict(r._mapping)) for r in rows], next_cursor=next_cursor
     )
