@@ -111,9 +111,10 @@ async def run(orders: int, quotes: int) -> None:
     engine = make_engine(settings)
     started = time.perf_counter()
     async with engine.begin() as conn:
-        for n in range(orders):
-            event = OrderReadyForCheckout(merchant_id=MERCHANT, order_id=f"bench-{n}", payload=order(n))
-            await handlers.on_order_ready(conn, event)  # rules are empty yet: the re-run below matches them
+        ready = [
+            OrderReadyForCheckout(merchant_id=MERCHANT, order_id=f"bench-{n}", payload=order(n)) for n in range(orders)
+        ]
+        await handlers.on_orders_ready(conn, ready)  # rules are empty yet: the re-run below matches them
     seeded = time.perf_counter() - started
     await engine.dispose()
 
@@ -186,9 +187,13 @@ async def run(orders: int, quotes: int) -> None:
             # Quotes go to To Order orders: pay used them all, so a second set arrives first.
             engine = make_engine(settings)
             async with engine.begin() as conn:
-                for n in range(orders, orders + 200):
-                    event = OrderReadyForCheckout(merchant_id=MERCHANT, order_id=f"bench-{n}", payload=order(n))
-                    await handlers.on_order_ready(conn, event)
+                await handlers.on_orders_ready(
+                    conn,
+                    [
+                        OrderReadyForCheckout(merchant_id=MERCHANT, order_id=f"bench-{n}", payload=order(n))
+                        for n in range(orders, orders + 200)
+                    ],
+                )
             await engine.dispose()
             quote_ms, health_ms = [], []
             for i in range(quotes):

@@ -2,11 +2,15 @@
 
 from services.checkout import handlers
 from shared import topics
+from shared.messaging.consumer import Batch
 
 CONSUMES = (topics.ORDERS,)
 
+# One Batch for both: the orders service publishes them interleaved, order after order.
+ORDER_EVENTS = Batch(handlers.on_order_events)
+
 HANDLERS = {
-    "OrderReadyForCheckout": handlers.on_order_ready,
-    "OrderStatusChanged": handlers.on_order_status_changed,
+    "OrderReadyForCheckout": ORDER_EVENTS,
+    "OrderStatusChanged": ORDER_EVENTS,
     "RefundApproved": handlers.on_refund_approved,
 }

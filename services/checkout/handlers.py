@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Text, column, func, insert, select, update, values
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -54,6 +55,7 @@ from shared.messaging.outbox import add_events
 from shared.money import Money
 
 PAYABLE = ("to_order", "pending")
+LEFT_TO_ORDER = ("quoting", "cancelled")  # statuses an order leaves To Order for and cannot be paid in
 PAYMENT_IDS = uuid.UUID("5b0c6f43-5a0e-4d3c-9a55-1f9b3c1e7d20")  # namespace of the payment ids derived below
 
 
@@ -64,35 +66,69 @@ class BadGateway(ProblemError):
 # --- events in ---------------------------------------------------------------------------------------------------
 
 
-async def on_order_ready(conn: AsyncConnection, event: OrderReadyForCheckout) -> None:
-    """Keep the order payable, then let the merchant's shipping rules choose its method."""
-    values = {
-        "merchant_id": event.merchant_id,
-        "status": "to_order",
-        "status_reason": None,
-        "currency": event.payload.currency,
-        "order": event.payload.model_dump(mode="json"),
-    }
-    statement = pg_insert(payable_orders).values(order_id=event.order_id, **values)
+async def on_orders_ready(conn: AsyncConnection, events: list[OrderReadyForCheckout]) -> None:
+    """Keep the orders payable, then let each merchant's shipping rules choose their methods. An order given twice
+    ends as its last event makes it, as one by one would: only that event is written (PostgreSQL cannot update a
+    row twice in one statement), and the rules run once on it."""
+    latest = {e.order_id: e for e in events}
+    if not latest:
+        return
+    rows = [
+        {
+            "order_id": e.order_id,
+            "merchant_id": e.merchant_id,
+            "status": "to_order",
+            "status_reason": None,
+            "currency": e.payload.currency,
+            "order": e.payload.model_dump(mode="json"),
+        }
+        for _, e in sorted(latest.items())  # rows are locked in order_id order, as checkouts lock them
+    ]
+    statement = pg_insert(payable_orders).values(rows)
     await conn.execute(
         statement.on_conflict_do_update(
             index_elements=[payable_orders.c.order_id],
-            set_=values,
+            set_={name: statement.excluded[name] for name in rows[0] if name != "order_id"},
             # a paid order's snapshot never changes; one being paid by card keeps its state until the provider answers
             where=payable_orders.c.status.not_in(("paid", "paying")),
         )
     )
-    await shipping_handlers.apply_rules(conn, event.merchant_id, [event.order_id])
+    by_merchant: dict[str, list[str]] = defaultdict(list)
+    for e in latest.values():
+        by_merchant[e.merchant_id].append(e.order_id)
+    for merchant_id, order_ids in sorted(by_merchant.items()):
+        await shipping_handlers.apply_rules(conn, merchant_id, order_ids)
 
 
-async def on_order_status_changed(conn: AsyncConnection, event: OrderStatusChanged) -> None:
-    """An order that left To Order (cancelled, back to Quoting) can no longer be paid."""
-    if event.payload.to_status in ("quoting", "cancelled"):
-        await conn.execute(
-            update(payable_orders)
-            .where(payable_orders.c.order_id == event.order_id, payable_orders.c.status.in_(PAYABLE))
-            .values(status="unavailable", status_reason=f"the order is {event.payload.to_status}")
-        )
+async def on_order_statuses_changed(conn: AsyncConnection, events: list[OrderStatusChanged]) -> None:
+    """An order that left To Order (cancelled, back to Quoting) can no longer be paid. Only its first departure in
+    the batch counts, as one by one: that one makes it unavailable, and no status change after it (not even back to
+    To Order) touches it again; only OrderReadyForCheckout makes an order payable again."""
+    reasons: dict[str, str] = {}
+    for e in events:
+        if e.payload.to_status in LEFT_TO_ORDER:
+            reasons.setdefault(e.order_id, f"the order is {e.payload.to_status}")
+    if not reasons:
+        return
+    departed = values(column("order_id", Text), column("reason", Text), name="departed").data(sorted(reasons.items()))
+    await conn.execute(
+        update(payable_orders)
+        .where(payable_orders.c.order_id == departed.c.order_id, payable_orders.c.status.in_(PAYABLE))
+        .values(status="unavailable", status_reason=departed.c.reason)
+    )
+
+
+async def on_order_events(conn: AsyncConnection, events: list[OrderReadyForCheckout | OrderStatusChanged]) -> None:
+    """A run of both kinds, as the orders service publishes them (each order's status changes, then its
+    OrderReadyForCheckout), applied with a few statements for the whole run. An order's last OrderReadyForCheckout
+    makes it payable whatever came before it (unless paid or being paid, which nothing here changes), so only the
+    status changes after it still count."""
+    last_ready = {e.order_id: i for i, e in enumerate(events) if isinstance(e, OrderReadyForCheckout)}
+    await on_orders_ready(conn, [events[i] for i in sorted(last_ready.values())])
+    await on_order_statuses_changed(
+        conn,
+        [e for i, e in enumerate(events) if isinstance(e, OrderStatusChanged) and i > last_ready.get(e.order_id, -1)],
+    )
 
 
 # --- checkout ----------------------------------------------------------------------------------------------------

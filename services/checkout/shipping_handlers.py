@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Text, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.checkout.adapters import shipping_repo
@@ -57,30 +58,38 @@ async def apply_rules(conn: AsyncConnection, merchant_id: str, order_ids: list[s
     )
     if order_ids is not None:
         query = query.where(payable_orders.c.order_id.in_(order_ids))
-    rows = (await conn.execute(query.order_by(payable_orders.c.order_id))).all()
+    # locked here, in order_id order as checkouts lock them: the update below may visit them in any order
+    rows = (await conn.execute(query.order_by(payable_orders.c.order_id).with_for_update())).all()
     if not rows:
         return []
     shipping = await load(conn, merchant_id)
     selections = [shipping.select(PayableOrderPayload.model_validate(r.order)) for r in rows]
+    # one statement for all of them, as arrays: a re-run over every open order is not bounded by the bind limit
+    chosen = (
+        func.unnest(
+            *(
+                bindparam(None, array, type_=ARRAY(Text))
+                for array in (
+                    [r.order_id for r in rows],
+                    [s.method_id for s in selections],
+                    [s.rule_id for s in selections],
+                    [s.reason for s in selections],
+                    [s.problem for s in selections],
+                )
+            )
+        )
+        .table_valued("order_id", "method_id", "rule_id", "reason", "problem", name="chosen")
+        .render_derived()
+    )
     await conn.execute(
         update(payable_orders)
-        .where(payable_orders.c.order_id == bindparam("oid"))
+        .where(payable_orders.c.order_id == chosen.c.order_id)
         .values(
-            shipping_method_id=bindparam("method_id"),
-            shipping_rule_id=bindparam("rule_id"),
-            shipping_reason=bindparam("reason"),
-            shipping_problem=bindparam("problem"),
-        ),
-        [
-            {
-                "oid": r.order_id,
-                "method_id": s.method_id,
-                "rule_id": s.rule_id,
-                "reason": s.reason,
-                "problem": s.problem,
-            }
-            for r, s in zip(rows, selections, strict=True)
-        ],
+            shipping_method_id=chosen.c.method_id,
+            shipping_rule_id=chosen.c.rule_id,
+            shipping_reason=chosen.c.reason,
+            shipping_problem=chosen.c.problem,
+        )
     )
     return selections
 

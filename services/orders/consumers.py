@@ -2,11 +2,12 @@
 
 from services.orders import handlers
 from shared import topics
+from shared.messaging.consumer import Batch
 
 CONSUMES = (topics.STORE_ORDERS, topics.PAYMENTS, topics.FULFILLMENT)
 
 HANDLERS = {
-    "OrderSynced": handlers.on_order_synced,
+    "OrderSynced": Batch(handlers.on_orders_synced),
     "StoreOrderCancelled": handlers.on_store_order_cancelled,
     "PaymentStarted": handlers.on_payment_started,
     "OrderPaid": handlers.on_order_paid,

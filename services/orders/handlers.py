@@ -54,6 +54,7 @@ from shared.events import (
     ShipmentStatusChanged,
     StoreOrderCancelled,
 )
+from shared.logging import bind_correlation_id
 from shared.messaging.outbox import add_events
 from shared.money import Money
 
@@ -98,11 +99,8 @@ def payable(order: Order, line_ids: list[str] | None = None) -> PayableOrderPayl
     )
 
 
-async def publish_changes(
-    conn: AsyncConnection, order: Order, *extra: IntegrationEvent, content_changed: bool = False, new: bool = False
-) -> None:
-    """Save the order and turn what it recorded into integration events, in the same transaction."""
-    await (repo.add if new else repo.save)(conn, order)
+def recorded_events(order: Order, content_changed: bool = False) -> list[IntegrationEvent]:
+    """What the order recorded in this unit of work, as integration events."""
     events: list[IntegrationEvent] = [
         OrderStatusChanged(
             merchant_id=order.merchant_id,
@@ -114,57 +112,101 @@ async def publish_changes(
     entered_to_order = any(after == Status.TO_ORDER for _, after, _ in order.status_changes)
     if order.status == Status.TO_ORDER and (entered_to_order or content_changed):
         events.append(OrderReadyForCheckout(merchant_id=order.merchant_id, order_id=order.id, payload=payable(order)))
-    await add_events(conn, outbox, *events, *extra)
+    return events
+
+
+async def publish_changes(
+    conn: AsyncConnection, order: Order, *extra: IntegrationEvent, content_changed: bool = False
+) -> None:
+    """Save the order and turn what it recorded into integration events, in the same transaction."""
+    await repo.save(conn, order)
+    await add_events(conn, outbox, *recorded_events(order, content_changed), *extra)
 
 
 def _actor(event: IntegrationEvent) -> str:
     return f"event:{event.event_type}:{event.event_id}"
 
 
-async def _reevaluate(conn: AsyncConnection, order: Order, actor: str) -> bool:
-    """Connections and packaging of an order before payment; returns whether the packaging changed."""
-    lines = [line.store for line in order.lines]
-    connections = await repo.connections_for(conn, order.merchant_id, order.store_id, lines)
-    missing = [x for x in lines if (x.external_product_id, x.external_variant_id) not in connections]
-    if missing and await repo.auto_connect_by_sku(conn, order.merchant_id, order.store_id, missing):
-        connections = await repo.connections_for(conn, order.merchant_id, order.store_id, lines)
-    order.apply_connections(connections, actor)
-    return order.set_packaging(await repo.packaging_for(conn, order.merchant_id, order.store_id, lines), actor)
+async def _reevaluate(conn: AsyncConnection, changed: list[tuple[Order, str]]) -> None:
+    """Connections and packaging of orders before payment (each with the actor of its change), with one query of
+    each kind for them all. They are taken in turn, as one by one: a product that one order auto-connects is
+    connected for the orders after it."""
+    batch = [order for order, _ in changed]
+    connections = await repo.load_connections(conn, batch)
+    if await repo.auto_connect_by_sku(conn, batch, connections):
+        connections = await repo.load_connections(conn, batch)
+    packaging = await repo.packaging_for(conn, batch)
+    for (order, actor), items in zip(changed, packaging, strict=True):
+        order.apply_connections(connections.for_order(order), actor)
+        order.set_packaging(items, actor)
 
 
 # --- events in ---------------------------------------------------------------------------------------------------
 
 
-async def on_order_synced(conn: AsyncConnection, event: OrderSynced) -> None:
+async def on_orders_synced(conn: AsyncConnection, events: list[OrderSynced]) -> None:
+    """Store orders as the store has them, event by event in order. New orders (the common case) wait and are
+    created together, with a few statements for them all; an event for an order that exists (an update, or a
+    second event for an order of this batch) first creates the new orders before it, then goes through the
+    per-order logic: the rows and the events out are those of the events applied one by one."""
+    known = await repo.lock_existing(conn, {event.order_id for event in events})
+    waiting: list[tuple[Order, OrderSynced]] = []
+    for event in events:
+        if event.order_id in known:
+            await _create(conn, waiting)
+            waiting = []
+            bind_correlation_id(event.correlation_id)
+            await _update_from_store(conn, event)
+        else:
+            waiting.append((_new_order(event), event))
+            known.add(event.order_id)
+    await _create(conn, waiting)
+
+
+def _new_order(event: OrderSynced) -> Order:
+    store_order = event.payload.order
+    return new_order(
+        order_id=event.order_id,
+        merchant_id=event.merchant_id,
+        store_id=store_order.store_id,
+        external_order_id=store_order.external_order_id,
+        order_name=store_order.order_name,
+        currency=store_order.currency,
+        total_price=store_order.total_price,
+        shipping_address=store_order.shipping_address,
+        lines=store_order.lines,
+        store_updated_at=store_order.store_updated_at,
+        customer_email=store_order.customer_email,
+        customer_locale=store_order.customer_locale,
+        actor=_actor(event),
+        store_name=store_order.store_name,
+        customer_notified_by_store=store_order.customer_notified_by_store,
+    )
+
+
+async def _create(conn: AsyncConnection, created: list[tuple[Order, OrderSynced]]) -> None:
+    """Connect, pack and insert new orders, and queue their events: one statement per table for them all. Each
+    order's events carry the correlation id of the event that brought it."""
+    if not created:
+        return
+    await _reevaluate(conn, [(order, _actor(event)) for order, event in created])
+    await repo.add(conn, [order for order, _ in created])
+    out = []
+    for order, event in created:
+        bind_correlation_id(event.correlation_id)
+        out += recorded_events(order)
+    await add_events(conn, outbox, *out)
+
+
+async def _update_from_store(conn: AsyncConnection, event: OrderSynced) -> None:
     store_order = event.payload.order
     actor = _actor(event)
-    order = await repo.get_for_update(conn, event.order_id)
-    if order is None:
-        order = new_order(
-            order_id=event.order_id,
-            merchant_id=event.merchant_id,
-            store_id=store_order.store_id,
-            external_order_id=store_order.external_order_id,
-            order_name=store_order.order_name,
-            currency=store_order.currency,
-            total_price=store_order.total_price,
-            shipping_address=store_order.shipping_address,
-            lines=store_order.lines,
-            store_updated_at=store_order.store_updated_at,
-            customer_email=store_order.customer_email,
-            customer_locale=store_order.customer_locale,
-            actor=actor,
-            store_name=store_order.store_name,
-            customer_notified_by_store=store_order.customer_notified_by_store,
-        )
-        await _reevaluate(conn, order, actor)
-        await publish_changes(conn, order, new=True)
-        return
+    order = await _load(conn, event.order_id)
     lines = [OrderLine(line) for line in store_order.lines]
     if not order.update_from_store(lines, store_order.shipping_address, store_order.store_updated_at, actor):
         return  # an older delivery than what we hold
     if order.status in EDITABLE:
-        await _reevaluate(conn, order, actor)
+        await _reevaluate(conn, [(order, actor)])
     await publish_changes(conn, order, content_changed=True)
 
 
@@ -412,8 +454,7 @@ async def reevaluate_orders(
         order = await repo.get_for_update(conn, order_id)
         if order is None or order.status not in EDITABLE:
             continue
-        lines = [x.store for x in order.lines]
-        order.apply_connections(await repo.connections_for(conn, merchant_id, store_id, lines), actor)
+        order.apply_connections((await repo.load_connections(conn, [order])).for_order(order), actor)
         await publish_changes(conn, order, content_changed=True)
 
 

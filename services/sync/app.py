@@ -6,8 +6,13 @@ from services.sync.api.routes import router
 from services.sync.consumers import CONSUMES, HANDLERS
 from services.sync.polling import periodic_sync
 from services.sync.settings import SyncSettings, get_settings
+from services.sync.webhooks import Webhooks, apply_deliveries
 from services.sync.writeback import push_tracking
 from shared.service import ServiceDefinition, create_app
+
+
+async def _start(app: FastAPI) -> None:
+    app.state.webhooks = Webhooks(app.state.engine, app.state.secret_box)
 
 
 def app(settings: SyncSettings | None = None) -> FastAPI:
@@ -20,7 +25,8 @@ def app(settings: SyncSettings | None = None) -> FastAPI:
             description="Stores, store webhooks, polling and tracking write-back.",
             handlers=HANDLERS,
             consumes=CONSUMES,
-            background=(periodic_sync, push_tracking),
+            on_start=_start,
+            background=(apply_deliveries, periodic_sync, push_tracking),
         )
     )
     application.state.secret_box = SecretBox(settings.sync_secrets_key)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Text, any_, bindparam, cast, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -19,24 +21,24 @@ from services.sync.adapters.tables import (
     store_orders,
     stores,
     tracking_pushes,
-    webhook_deliveries,
     webhook_failures,
 )
 from services.sync.domain import shopify, woocommerce
-from services.sync.domain.parsing import Cancellation, UnusableOrder
+from services.sync.domain.parsing import Cancellation, UnusableOrder, parse_time
 from services.sync.domain.store_settings import StoreSettings, skip_reason
 from shared.clock import utcnow
-from shared.errors import Conflict, NotFound, Unauthorized, Unprocessable
+from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events import (
+    IntegrationEvent,
     OrderShipped,
     OrderSynced,
     OrderSyncedPayload,
+    StoreOrder,
     StoreOrderCancelled,
     StoreOrderCancelledPayload,
 )
-from shared.logging import get_logger
+from shared.logging import bind_correlation_id, get_logger
 from shared.messaging.outbox import add_events
-from shared.signatures import valid_base64_hmac
 
 log = get_logger(__name__)
 
@@ -126,9 +128,10 @@ async def update_store(
     return dict(store._mapping)
 
 
-async def remove_store(conn: AsyncConnection, box: SecretBox, merchant_id: str, store_id: str) -> None:
-    """Disconnect for good: the credentials and webhook secret are erased, the order history stays."""
-    await get_store(conn, merchant_id, store_id, lock=True)
+async def remove_store(conn: AsyncConnection, box: SecretBox, merchant_id: str, store_id: str) -> Row:
+    """Disconnect for good: the credentials and webhook secret are erased, the order history stays. Returns the
+    store as it was."""
+    store = await get_store(conn, merchant_id, store_id, lock=True)
     await conn.execute(
         update(stores)
         .where(stores.c.id == store_id)
@@ -141,6 +144,7 @@ async def remove_store(conn: AsyncConnection, box: SecretBox, merchant_id: str, 
             shop_domain=stores.c.shop_domain + "#removed:" + store_id,
         )
     )
+    return store
 
 
 async def put_settings(conn: AsyncConnection, merchant_id: str, store_id: str, values: StoreSettings) -> StoreSettings:
@@ -168,10 +172,6 @@ class Ingested:
     store_updated_at: datetime | None = None
 
 
-class MalformedBody(Unprocessable):
-    status, title = 400, "Malformed body"
-
-
 class RejectedPayload(Unprocessable):
     """The payload parses but lacks what we need: the caller keeps it in the dead-letter table."""
 
@@ -194,87 +194,202 @@ async def record_rejected_payload(conn: AsyncConnection, rejected: RejectedPaylo
     )
 
 
-async def ingest_order(
-    conn: AsyncConnection, store: Row, data: dict, *, topic: str, cancelled: bool = False
-) -> Ingested:
-    """Normalise a store order and record it; a new or changed wanted order is published as OrderSynced, a
-    store-side cancellation of an order we published as StoreOrderCancelled. Older versions change nothing."""
+StoreChange = StoreOrder | Cancellation
+
+
+def read_store_order(store: Row, data: dict, topic: str, *, cancelled: bool = False) -> StoreChange:
+    """A store payload as a new version of an order, or as its cancellation (also a whole order payload that
+    carries a cancellation, or one delivered on a cancellation topic)."""
     platform = PLATFORMS[store.platform]
     try:
         cancellation = platform.cancellation(data)
         if cancellation is None and cancelled:
             cancellation = Cancellation(str(shopify.require(data, "id")), data.get("cancel_reason"), None)
-        if cancellation is not None:
-            return await _cancel_order(conn, store, cancellation)
-        order = platform.normalise(store.id, data)
+        return cancellation or platform.normalise(store.id, data)
     except UnusableOrder as exc:
         raise RejectedPayload(store, topic, exc) from exc
-    settings = StoreSettings.model_validate(store.settings)
-    order = order.model_copy(update={"store_name": store.name, "customer_notified_by_store": settings.notify_customer})
-    order_id = order_id_for(store.id, order.external_order_id)
-    skipped = skip_reason(order, settings)
-    values = {
-        "store_updated_at": order.store_updated_at,
-        "financial_status": order.financial_status,
-        "synced": "yes" if skipped is None else f"skipped: {skipped}",
-        "payload": order.model_dump(mode="json"),
-    }
-    key = (store_orders.c.store_id == store.id, store_orders.c.external_order_id == order.external_order_id)
-    # Insert first: most deliveries bring a new order, and a concurrent delivery of the same order waits here.
-    inserted = (
-        await conn.execute(
-            pg_insert(store_orders)
-            .values(store_id=store.id, external_order_id=order.external_order_id, order_id=order_id, **values)
-            .on_conflict_do_nothing()
-            .returning(store_orders.c.order_id)
+
+
+def change_to_json(change: StoreChange) -> dict:
+    if isinstance(change, Cancellation):
+        return {
+            "cancellation": {**asdict(change), "cancelled_at": change.cancelled_at and change.cancelled_at.isoformat()}
+        }
+    return {"order": change.model_dump(mode="json")}
+
+
+def change_from_json(data: dict) -> StoreChange:
+    if "cancellation" in data:
+        c = data["cancellation"]
+        return Cancellation(c["external_order_id"], c["reason"], parse_time(c["cancelled_at"]))
+    return StoreOrder.model_validate(data["order"])
+
+
+@dataclass
+class _Held:
+    """A store order as this batch sees it: read once, changed in memory, written once."""
+
+    order_id: str
+    store_id: str
+    external_order_id: str
+    store_updated_at: datetime
+    synced: str
+    new: bool = False
+    version: dict | None = None  # the columns of a newer order version, to write
+    cancelled: bool = False
+
+
+async def record_store_orders(
+    conn: AsyncConnection, changes: list[tuple[Row, StoreChange]], correlation_ids: list[str] | None = None
+) -> list[Ingested]:
+    """Apply store order versions and cancellations, in their order, with a few statements for the whole list.
+
+    A new or changed wanted order is published as OrderSynced; a cancellation of an order we published as
+    StoreOrderCancelled; a version not newer than the one held changes nothing, so redeliveries, shuffled
+    deliveries and polls of the same order agree. Every writer of a store's orders (webhook appliers, sync jobs,
+    on any instance) holds that store's advisory lock until it commits, taken in one order: what is read here
+    stays true until the writes. Each change's events carry its correlation id, when given (that of the webhook
+    request that brought it)."""
+    if not changes:
+        return []
+    store_ids = sorted({store.id for store, _ in changes})
+    await conn.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(hashtextextended(s, 0))"
+            " FROM (SELECT unnest(CAST(:stores AS text[])) AS s ORDER BY 1) AS ordered"
+        ),
+        {"stores": store_ids},
+    )
+    wanted_ids = [order_id_for(store.id, change.external_order_id) for store, change in changes]
+    held: dict[str, _Held] = {
+        row.order_id: _Held(*row)
+        for row in await conn.execute(
+            select(
+                store_orders.c.order_id,
+                store_orders.c.store_id,
+                store_orders.c.external_order_id,
+                store_orders.c.store_updated_at,
+                store_orders.c.synced,
+            ).where(store_orders.c.order_id == any_(cast(wanted_ids, ARRAY(Text))))
         )
-    ).first()
-    held = None
-    if inserted is None:
-        held = (
-            await conn.execute(
-                select(store_orders.c.store_updated_at, store_orders.c.synced).where(*key).with_for_update()
+    }
+    settings = {store.id: StoreSettings.model_validate(store.settings) for store, _ in changes}
+    events: list[IntegrationEvent] = []
+    results = []
+    for i, ((store, change), order_id) in enumerate(zip(changes, wanted_ids, strict=True)):
+        if correlation_ids:
+            bind_correlation_id(correlation_ids[i])
+        if isinstance(change, Cancellation):
+            result = _cancel(store, change, order_id, held, events)
+        else:
+            result = _take_version(store, settings[store.id], change, order_id, held, events)
+        results.append(result)
+    await _write(conn, held.values())
+    await add_events(conn, outbox, *events)
+    return results
+
+
+async def _write(conn: AsyncConnection, held: Iterable[_Held]) -> None:
+    """One statement per kind of write: new store orders, newer versions, cancellations of held versions."""
+    new, versions, cancelled = [], [], []
+    for h in held:
+        if h.new:
+            new.append(
+                {
+                    "order_id": h.order_id,
+                    "store_id": h.store_id,
+                    "external_order_id": h.external_order_id,
+                    "store_updated_at": h.store_updated_at,
+                    "synced": h.synced,
+                    **(h.version or {}),
+                }
             )
-        ).one()
-        if held.synced == "cancelled" or order.store_updated_at <= held.store_updated_at:
-            return Ingested("stale: we hold this version or a newer one", order_id, order.store_updated_at)
-        if skipped is not None and held.synced == "yes":
-            # Published already: a later version the settings would not take in (e.g. fulfilled by our own
-            # tracking write-back) must not make us forget it, or its store-side cancellation is never told.
-            values["synced"] = "yes"
-        await conn.execute(update(store_orders).where(*key).values(**values))
+        elif h.version is not None:
+            versions.append(
+                {
+                    "b_order_id": h.order_id,
+                    "b_at": h.store_updated_at,
+                    "b_synced": h.synced,
+                    "b_status": h.version["financial_status"],
+                    "b_payload": h.version["payload"],
+                }
+            )
+        elif h.cancelled:
+            cancelled.append(h.order_id)
+    if new:
+        await conn.execute(insert(store_orders), new)
+    if versions:
+        await conn.execute(
+            update(store_orders)
+            .where(store_orders.c.order_id == bindparam("b_order_id"))
+            .values(
+                store_updated_at=bindparam("b_at"),
+                synced=bindparam("b_synced"),
+                financial_status=bindparam("b_status"),
+                payload=bindparam("b_payload"),
+            ),
+            versions,
+        )
+    if cancelled:
+        await conn.execute(
+            update(store_orders)
+            .where(store_orders.c.order_id == any_(cast(cancelled, ARRAY(Text))))
+            .values(synced="cancelled")
+        )
+
+
+def _take_version(
+    store: Row, settings: StoreSettings, order: StoreOrder, order_id: str, held: dict[str, _Held], events: list
+) -> Ingested:
+    order = order.model_copy(update={"store_name": store.name, "customer_notified_by_store": settings.notify_customer})
+    skipped = skip_reason(order, settings)
+    synced = "yes" if skipped is None else f"skipped: {skipped}"
+    current = held.get(order_id)
+    if current is not None and (current.synced == "cancelled" or order.store_updated_at <= current.store_updated_at):
+        return Ingested("stale: we hold this version or a newer one", order_id, order.store_updated_at)
+    is_update = current is not None and current.synced == "yes"
+    if current is None:
+        current = held[order_id] = _Held(
+            order_id, store.id, order.external_order_id, order.store_updated_at, synced, new=True
+        )
+    elif skipped is not None and is_update:
+        # Published already: a later version the settings would not take in (e.g. fulfilled by our own tracking
+        # write-back) must not make us forget it, or its store-side cancellation is never told.
+        synced = "yes"
+    current.store_updated_at, current.synced = order.store_updated_at, synced
+    current.version = {"financial_status": order.financial_status, "payload": order.model_dump(mode="json")}
     if skipped is not None:
         return Ingested(f"skipped: {skipped}", order_id, order.store_updated_at)
-    is_update = held is not None and held.synced == "yes"
-    await add_events(
-        conn,
-        outbox,
+    events.append(
         OrderSynced(
             merchant_id=store.merchant_id,
             order_id=order_id,
             payload=OrderSyncedPayload(order=order, is_update=is_update),
-        ),
+        )
     )
     return Ingested("updated" if is_update else "synced", order_id, order.store_updated_at)
 
 
-async def _cancel_order(conn: AsyncConnection, store: Row, cancellation: Cancellation) -> Ingested:
-    key = (store_orders.c.store_id == store.id, store_orders.c.external_order_id == cancellation.external_order_id)
-    held = (
-        await conn.execute(select(store_orders.c.order_id, store_orders.c.synced).where(*key).with_for_update())
-    ).first()
-    if held is None:
-        return Ingested("ignored: order never synced", None, cancellation.cancelled_at)
-    if held.synced == "cancelled":
-        return Ingested("stale: cancelled already", held.order_id, cancellation.cancelled_at)
-    await conn.execute(update(store_orders).where(*key).values(synced="cancelled"))
-    if held.synced == "yes":  # the orders service knows it: tell it
-        await add_events(
-            conn,
-            outbox,
+def _cancel(store: Row, cancellation: Cancellation, order_id: str, held: dict[str, _Held], events: list) -> Ingested:
+    current = held.get(order_id)
+    if current is None:
+        # Cancelled before any version reached us (deliveries out of order, or an old order found by a sync):
+        # remember it, so that a late older version does not bring the order in.
+        at = cancellation.cancelled_at or utcnow()
+        current = held[order_id] = _Held(
+            order_id, store.id, cancellation.external_order_id, at, "cancelled", new=True, cancelled=True
+        )
+        current.version = {"financial_status": "unknown", "payload": change_to_json(cancellation)}
+        return Ingested("skipped: cancelled in the store before it was synced", order_id, at)
+    if current.synced == "cancelled":
+        return Ingested("stale: cancelled already", order_id, cancellation.cancelled_at)
+    was_published = current.synced == "yes"
+    current.synced, current.cancelled = "cancelled", True
+    if was_published:  # the orders service knows it: tell it
+        events.append(
             StoreOrderCancelled(
                 merchant_id=store.merchant_id,
-                order_id=held.order_id,
+                order_id=order_id,
                 payload=StoreOrderCancelledPayload(
                     store_id=store.id,
                     external_order_id=cancellation.external_order_id,
@@ -283,103 +398,7 @@ async def _cancel_order(conn: AsyncConnection, store: Row, cancellation: Cancell
                 ),
             ),
         )
-    return Ingested("cancelled", held.order_id, cancellation.cancelled_at)
-
-
-def _json_object(body: bytes) -> dict:
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise MalformedBody("the body is not valid JSON") from exc
-    if not isinstance(data, dict):
-        raise MalformedBody("the body must be a JSON object")
-    return data
-
-
-async def _record_delivery(conn: AsyncConnection, store_id: str, key: str, topic: str, outcome: str) -> bool:
-    """False when this delivery was recorded before. It is recorded after its effect, in the same transaction:
-    a redelivery changes nothing anyway (its order version is not newer than the one held), so the dedupe costs
-    one statement, and a concurrent copy waits on the first one's rows."""
-    return (
-        await conn.execute(
-            pg_insert(webhook_deliveries)
-            .values(store_id=store_id, delivery_key=key, topic=topic, outcome=outcome)
-            .on_conflict_do_nothing()
-            .returning(webhook_deliveries.c.delivery_key)
-        )
-    ).first() is not None
-
-
-def _verified(box: SecretBox, store: Row | None, body: bytes, signature: str | None) -> Row:
-    if (
-        store is None
-        or store.status == "removed"
-        or not valid_base64_hmac(box.open(store.webhook_secret), body, signature)
-    ):
-        raise Unauthorized("the webhook signature does not match")  # same answer: do not reveal which shops exist
-    return store
-
-
-async def receive_shopify_webhook(
-    conn: AsyncConnection,
-    box: SecretBox,
-    *,
-    shop_domain: str | None,
-    topic: str | None,
-    webhook_id: str | None,
-    signature: str | None,
-    body: bytes,
-) -> Ingested:
-    """Verify, deduplicate, normalise and record a Shopify delivery; the events leave through the outbox."""
-    if not shop_domain:
-        raise Unauthorized("X-Shopify-Shop-Domain is missing")
-    found = (
-        await conn.execute(
-            select(stores).where(stores.c.platform == "shopify", stores.c.shop_domain == shop_domain.lower())
-        )
-    ).first()
-    store = _verified(box, found, body, signature)
-    if not webhook_id or not topic:
-        raise Unprocessable("X-Shopify-Webhook-Id and X-Shopify-Topic are required")
-    data = _json_object(body)
-    if topic == "app/uninstalled":
-        await mark_disconnected(conn, store.id, "the app was uninstalled from the store")
-        result = Ingested("store disconnected")
-    elif topic in ("orders/create", "orders/paid", "orders/updated", "orders/cancelled"):
-        result = await ingest_order(conn, store, data, topic=topic, cancelled=topic == "orders/cancelled")
-    else:
-        result = Ingested(f"ignored topic {topic}")
-    if not await _record_delivery(conn, store.id, webhook_id, topic, result.outcome):
-        return Ingested("duplicate", result.order_id)
-    return result
-
-
-async def receive_woocommerce_webhook(
-    conn: AsyncConnection,
-    box: SecretBox,
-    *,
-    store_id: str,
-    topic: str | None,
-    signature: str | None,
-    body: bytes,
-) -> Ingested:
-    found = (
-        await conn.execute(select(stores).where(stores.c.id == store_id, stores.c.platform == "woocommerce"))
-    ).first()
-    if found is not None and found.status != "removed" and signature is None and body.startswith(b"webhook_id="):
-        return Ingested("ping")  # WooCommerce's unsigned creation ping: it disables a webhook that does not get 200
-    store = _verified(box, found, body, signature)
-    if topic not in ("order.created", "order.updated", "order.deleted"):
-        return Ingested(f"ignored topic {topic}")
-    data = _json_object(body)
-    try:
-        key = woocommerce.delivery_key(data, topic)
-    except UnusableOrder as exc:
-        raise RejectedPayload(store, topic, exc) from exc
-    result = await ingest_order(conn, store, data, topic=topic, cancelled=topic == "order.deleted")
-    if not await _record_delivery(conn, store.id, key, topic, result.outcome):
-        return Ingested("duplicate", result.order_id)
-    return result
+    return Ingested("cancelled", order_id, cancellation.cancelled_at)
 
 
 # --- tracking out ----------------------------------------------------------------------------------------------

@@ -143,14 +143,15 @@ class JobRun:
         newest = None
         async with self.engine.begin() as conn:
             store = (await conn.execute(select(stores).where(stores.c.id == self.store_id))).one()
+            changes = []
             for data in page.orders:
                 try:
-                    result = await handlers.ingest_order(conn, store, data, topic="sync")
+                    changes.append((store, handlers.read_store_order(store, data, "sync")))
                 except handlers.RejectedPayload as exc:
                     self.errors.append(f"order {data.get('id')}: {exc.detail}")
                     self.counts["skipped"] += 1
                     self.reasons["unusable payload"] += 1
-                    continue
+            for result in await handlers.record_store_orders(conn, changes):
                 kind, _, reason = result.outcome.partition(": ")
                 if kind in ("skipped", "ignored"):
                     self.counts["skipped"] += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
@@ -25,6 +26,20 @@ from shared.logging import bind_correlation_id, get_logger
 log = get_logger(__name__)
 
 EventHandler = Callable[[AsyncConnection, IntegrationEvent], Awaitable[None]]
+BatchHandler = Callable[[AsyncConnection, list[IntegrationEvent]], Awaitable[None]]
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """A handler given consecutive events in one call, so that it can apply them with one statement per table
+    instead of several per event. Registered for several event types (the same object), it gets their mixed runs
+    in partition order; it binds each event's correlation id itself where it matters. On the slow path (retries,
+    dead-lettering) it gets them one by one."""
+
+    handle: BatchHandler
+
+    async def __call__(self, conn: AsyncConnection, event: IntegrationEvent) -> None:
+        await self.handle(conn, [event])
 
 
 class _HandlerFailed(Exception):
@@ -42,7 +57,7 @@ class EventConsumer:
         name: str,
         engine: AsyncEngine,
         handled_events: Table,
-        handlers: Mapping[str, EventHandler],
+        handlers: Mapping[str, EventHandler | Batch],
         producer: AIOKafkaProducer,
         consumer: AIOKafkaConsumer,
         dead_letter_topic: str,
@@ -104,22 +119,35 @@ class EventConsumer:
         fresh = set(
             (
                 await conn.execute(
-                    pg_insert(self._handled)
-                    .values([{"consumer": self.name, "event_id": e.event_id} for e in wanted])
-                    .on_conflict_do_nothing()
-                    .returning(self._handled.c.event_id)
+                    # one prepared statement for any batch size (a VALUES list would be compiled per size)
+                    pg_insert(self._handled).on_conflict_do_nothing().returning(self._handled.c.event_id),
+                    [{"consumer": self.name, "event_id": e.event_id} for e in wanted],
                 )
             ).scalars()
         )
+        run: list[IntegrationEvent] = []  # consecutive events for one Batch handler (it may take several types)
         for event in wanted:
             if event.event_id not in fresh:
                 continue  # handled before: a redelivery
             fresh.discard(event.event_id)  # the same event twice in one batch has one effect too
-            bind_correlation_id(event.correlation_id)
-            try:
-                await self._handlers[event.event_type](conn, event)
-            except Exception as exc:
-                raise _HandlerFailed(events.index(event)) from exc
+            handler = self._handlers[event.event_type]
+            if run and handler is not self._handlers[run[0].event_type]:
+                await self._call(conn, events, run)
+                run = []
+            if isinstance(handler, Batch):
+                run.append(event)
+            else:
+                await self._call(conn, events, [event])
+        if run:
+            await self._call(conn, events, run)
+
+    async def _call(self, conn: AsyncConnection, events: list[IntegrationEvent], run: list[IntegrationEvent]) -> None:
+        handler = self._handlers[run[0].event_type]
+        bind_correlation_id(run[0].correlation_id)
+        try:
+            await (handler.handle(conn, run) if isinstance(handler, Batch) else handler(conn, run[0]))
+        except Exception as exc:  # the first of the run goes the slow way, alone
+            raise _HandlerFailed(events.index(run[0])) from exc
 
     async def _commit(self, tp: TopicPartition, offset: int) -> None:
         try:

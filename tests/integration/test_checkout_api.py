@@ -104,8 +104,8 @@ def payable(country: str = "DE", cost: str = "10.00", grams: int = 400, sku: str
 async def ready(engine, merchant: str, order: PayableOrderPayload) -> str:
     order_id = f"o-{uuid.uuid4().hex[:10]}"
     async with engine.begin() as conn:
-        await handlers.on_order_ready(
-            conn, OrderReadyForCheckout(merchant_id=merchant, order_id=order_id, payload=order)
+        await handlers.on_orders_ready(
+            conn, [OrderReadyForCheckout(merchant_id=merchant, order_id=order_id, payload=order)]
         )
     return order_id
 

@@ -19,9 +19,11 @@ from shared.events import (
     PayableOrderPayload,
     StoreOrder,
     StoreOrderLine,
+    parse_event,
 )
-from shared.messaging.consumer import EventConsumer
+from shared.messaging.consumer import Batch, EventConsumer
 from shared.messaging.kafka import ensure_topics, make_consumer, make_producer
+from shared.messaging.outbox import add_events
 from shared.money import Money
 from tests.conftest import settings_for
 from tests.kafka import produce, read_topic
@@ -155,3 +157,54 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_later_messages_fl
     assert by_topic[settings.topic(topics.PAYMENTS)]["attempts"] == b"2"
     async with engine.connect() as conn:
         assert await conn.scalar(select(func.count()).where(handled_events.c.event_id == failing.event_id)) == 0
+
+
+async def test_a_batch_handler_gets_runs_and_a_failing_event_in_a_run_goes_aside_alone(migrated, engine_for):
+    settings = settings_for("orders", migrated, topic_prefix=f"batch{uuid.uuid4().hex[:6]}.", consumer_max_attempts=2)
+    topic, dead_letter = settings.topic(topics.STORE_ORDERS), settings.topic(topics.dead_letter("orders"))
+    await ensure_topics(settings, [topic, dead_letter])
+    engine, key = engine_for("orders"), str(uuid.uuid4())
+    events = [synced(key, f"ext-{i}") for i in range(6)]
+    poison = events[2].event_id
+    calls: list[int] = []
+
+    async def record(conn, run: list[OrderSynced]) -> None:
+        calls.append(len(run))
+        if any(e.event_id == poison for e in run):
+            raise RuntimeError("cannot apply this one")
+        marks = [
+            OrderSynced(merchant_id="m", order_id=f"{key}:{e.payload.order.external_order_id}", payload=e.payload)
+            for e in run
+        ]
+        await add_events(conn, outbox, *marks)
+
+    producer, consumer = make_producer(settings), make_consumer(settings, topics.STORE_ORDERS)
+    await producer.start()
+    await consumer.start()
+    await produce(
+        settings.kafka_bootstrap_servers, topic, *((key.encode(), e.model_dump_json().encode()) for e in events)
+    )
+    task = asyncio.create_task(
+        EventConsumer(
+            name=settings.service_name,
+            engine=engine,
+            handled_events=handled_events,
+            handlers={"OrderSynced": Batch(record)},
+            producer=producer,
+            consumer=consumer,
+            dead_letter_topic=dead_letter,
+            max_attempts=2,
+        ).run()
+    )
+    try:
+        await wait_handled(engine, events[-1].event_id)
+    finally:
+        task.cancel()
+        await consumer.stop()
+        await producer.stop()
+    async with engine.connect() as conn:
+        applied = (await conn.execute(select(outbox.c.key).where(outbox.c.key.like(f"{key}:%")))).scalars().all()
+    assert sorted(applied) == [f"{key}:ext-{i}" for i in (0, 1, 3, 4, 5)]  # each once, the poison not at all
+    assert max(calls) > 1 and 1 in calls, calls  # runs, and the poison alone on the slow path
+    parked = await read_topic(settings.kafka_bootstrap_servers, dead_letter, until=1)
+    assert [parse_event(r.value).event_id for r in parked] == [poison]

@@ -1,12 +1,18 @@
-"""Each service's migrations apply to an empty database and touch nothing outside the service's schema."""
+"""Each service's migrations apply to an empty database, touch nothing outside the service's schema, and give the
+tables the service's code describes."""
 
 import asyncio
+import importlib
 import uuid
 
 import asyncpg
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.migrations import upgrade
+from shared.migrations import alembic_config, upgrade
 from tests.conftest import SERVICES, settings_for
 
 
@@ -41,7 +47,29 @@ async def test_migrations_apply_to_an_empty_database_inside_their_own_schema(ser
         assert {r["schema"] for r in functions} <= {service}
         assert schemas - {"public", "information_schema"} - {s for s in schemas if s.startswith("pg_")} == {service}
         assert {"outbox", "handled_events", "idempotency_keys", "alembic_version"} <= {r["name"] for r in objects}
-        assert version == "0001"
+        head = ScriptDirectory.from_config(alembic_config(f"services.{service}", settings)).get_current_head()
+        assert version == head
+
+        metadata = importlib.import_module(f"services.{service}.adapters.tables").metadata
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                drift = await conn.run_sync(
+                    lambda sync_conn: compare_metadata(
+                        MigrationContext.configure(
+                            sync_conn,
+                            opts={
+                                "include_schemas": True,
+                                "include_name": lambda name, kind, _: kind != "schema" or name == service,
+                                "include_object": lambda _, name, kind, *__: name != "alembic_version",
+                            },
+                        ),
+                        metadata,
+                    )
+                )
+        finally:
+            await engine.dispose()
+        assert drift == [], f"the migrations and services/{service}/adapters/tables.py differ: {drift}"
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

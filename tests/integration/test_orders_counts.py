@@ -16,8 +16,7 @@ async def test_counts_read_the_same_before_and_after_folding(engine_for):
     merchant = f"m-{uuid.uuid4().hex[:8]}"
     moves = [(None, Status.QUOTING)] * 5 + [(Status.QUOTING, Status.TO_ORDER)] * 3 + [(Status.TO_ORDER, Status.PENDING)]
     async with engine.begin() as conn:
-        for before, after in moves:
-            await repository._count_move(conn, merchant, before, after)
+        await repository._count_moves(conn, [(merchant, before, after) for before, after in moves])
 
     async with engine.connect() as conn:
         before_fold = await repository.counts(conn, merchant)

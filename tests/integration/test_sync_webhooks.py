@@ -3,6 +3,7 @@ and Kafka, fed by the Shopify and WooCommerce emulators over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -10,10 +11,11 @@ from collections import Counter
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
-from services.sync.adapters.tables import store_orders
+from services.sync.adapters.tables import store_orders, webhook_deliveries
 from services.sync.app import app as sync_app
+from services.sync.domain import shopify
 from services.sync.handlers import order_id_for
 from shared import topics
 from shared.events import parse_event
@@ -72,9 +74,22 @@ async def events_for(migrated, order_ids: set[str], expected: int | None = None)
             return events
 
 
+async def applied(sync: httpx.AsyncClient, merchant: str, store_id: str) -> dict[str, str]:
+    """Wait until every accepted delivery of the store is applied; its outcomes by delivery key."""
+    deadline = time.monotonic() + 10
+    while True:
+        page = await sync.get(f"/v1/stores/{store_id}/deliveries?limit=200", headers=merchant_auth(merchant))
+        assert page.status_code == 200, page.text
+        outcomes = {d["delivery_key"]: d["outcome"] for d in page.json()["items"]}
+        if None not in outcomes.values() or time.monotonic() > deadline:
+            return outcomes
+        await asyncio.sleep(0.05)
+
+
 async def test_shopify_signatures_are_checked_before_anything_is_stored(sync, engine_for):
     shop = new_shop()
-    store = await connect(sync, f"m-{uuid.uuid4().hex[:8]}", shop)
+    merchant = f"m-{uuid.uuid4().hex[:8]}"
+    store = await connect(sync, merchant, shop)
     order = shop.create_order()
     body = json.dumps(order).encode()
     forged = {**shop.signed_headers("orders/create", body), "X-Shopify-Hmac-Sha256": "AAAA" + "=" * 40}
@@ -87,8 +102,10 @@ async def test_shopify_signatures_are_checked_before_anything_is_stored(sync, en
     async with engine_for("sync").connect() as conn:
         held = (await conn.execute(select(store_orders).where(store_orders.c.store_id == store["id"]))).all()
     assert held == []
-    good = await sync.post("/webhooks/shopify", content=body, headers=shop.signed_headers("orders/create", body))
-    assert good.status_code == 200 and good.json()["outcome"] == "synced", good.text
+    signed = shop.signed_headers("orders/create", body)
+    good = await sync.post("/webhooks/shopify", content=body, headers=signed)
+    assert good.status_code == 200 and good.json()["outcome"] == "accepted", good.text
+    assert await applied(sync, merchant, store["id"]) == {signed["X-Shopify-Webhook-Id"]: "synced"}
 
 
 async def test_every_delivery_duplicated_gives_one_order_and_one_event(sync, migrated):
@@ -114,11 +131,14 @@ async def test_every_delivery_duplicated_gives_one_order_and_one_event(sync, mig
 
 async def test_shuffled_deliveries_leave_the_newest_state(sync, engine_for):
     shop = new_shop()
-    store = await connect(sync, f"m-{uuid.uuid4().hex[:8]}", shop)
+    merchant = f"m-{uuid.uuid4().hex[:8]}"
+    store = await connect(sync, merchant, shop)
     order = shop.create_order()
     for city in ("Lisbon", "Porto", "Braga", "Faro"):
         shop.update_order(order["id"], shipping_address={**order["shipping_address"], "city": city})
     await shop.deliver(f"{sync.base_url}/webhooks/shopify", shuffle=True, seed=7)
+    outcomes = await applied(sync, merchant, store["id"])
+    assert len(outcomes) == 6 and any(o.startswith("stale") for o in outcomes.values()), outcomes
     async with engine_for("sync").connect() as conn:
         held = (
             await conn.execute(select(store_orders.c.payload).where(store_orders.c.store_id == store["id"]))
@@ -129,14 +149,18 @@ async def test_shuffled_deliveries_leave_the_newest_state(sync, engine_for):
 
 async def test_a_store_side_cancellation_is_published(sync, migrated):
     shop = new_shop()
-    await connect(sync, f"m-{uuid.uuid4().hex[:8]}", shop)
+    merchant = f"m-{uuid.uuid4().hex[:8]}"
+    store = await connect(sync, merchant, shop)
     order = shop.create_order()
     shop.cancel_order(order["id"])
     statuses = await shop.deliver(f"{sync.base_url}/webhooks/shopify")
     assert statuses == [200, 200, 200]
+    await applied(sync, merchant, store["id"])
     body = json.dumps(order).encode()
-    again = await sync.post("/webhooks/shopify", content=body, headers=shop.signed_headers("orders/cancelled", body))
-    assert again.json()["outcome"].startswith("stale")
+    signed = shop.signed_headers("orders/cancelled", body)
+    again = await sync.post("/webhooks/shopify", content=body, headers=signed)
+    assert again.json()["outcome"] == "accepted"
+    assert (await applied(sync, merchant, store["id"]))[signed["X-Shopify-Webhook-Id"]].startswith("stale")
     events = await events_for(migrated, {again.json()["order_id"]}, expected=2)
     assert [e.event_type for e in events] == ["OrderSynced", "StoreOrderCancelled"]
 
@@ -235,3 +259,66 @@ async def test_connecting_registers_our_webhooks_in_the_store(sync, migrated):
         expected=2,
     )
     assert sorted(e.payload.order.platform for e in events) == ["shopify", "woocommerce"]
+
+
+async def test_a_cancellation_that_overtakes_its_order_keeps_the_order_out(sync, migrated):
+    merchant = f"m-{uuid.uuid4().hex[:8]}"
+    shop = new_shop()
+    store = await connect(sync, merchant, shop)
+    order = dict(shop.create_order())  # the version orders/create carried
+    shop.cancel_order(order["id"])
+    shop.outgoing.reverse()  # the store's cancellation arrives first
+    assert await shop.deliver(f"{sync.base_url}/webhooks/shopify") == [200, 200, 200]
+    outcomes = sorted((await applied(sync, merchant, store["id"])).values())
+    assert outcomes[0].startswith("skipped: cancelled in the store") and all(
+        o.startswith("stale") for o in outcomes[1:]
+    ), outcomes
+    assert await events_for(migrated, {order_id_for(store["id"], str(order["id"]))}) == []
+
+
+async def test_accepted_deliveries_survive_a_crash_before_they_are_applied_and_one_that_cannot_be_applied_is_set_aside(
+    sync, engine_for, migrated
+):
+    """The applier of a process that died after answering 200: the deliveries wait in the inbox, and the next
+    pass (any instance) applies them; a delivery that fails to apply is marked failed and does not block."""
+    merchant = f"m-{uuid.uuid4().hex[:8]}"
+    shop = new_shop()
+    store = await connect(sync, merchant, shop)
+    engine = engine_for("sync")
+    orders = [shop.create_order() for _ in range(3)]
+    rows = [
+        {
+            "store_id": store["id"],
+            "delivery_key": f"crashed-{o['id']}",
+            "topic": "orders/create",
+            "external_order_id": str(o["id"]),
+            "payload": {"order": {"store_id": store["id"], "broken": True}, "correlation_id": "c"}
+            if i == 1
+            else {"order": {**_normalised(store["id"], o)}, "correlation_id": "c"},
+        }
+        for i, o in enumerate(orders)
+    ]
+    async with engine.begin() as conn:  # what a crashed instance left: accepted, not applied
+        await conn.execute(insert(webhook_deliveries), rows)
+    outcomes = await applied(sync, merchant, store["id"])  # the running instance's applier takes them over
+    assert outcomes[f"crashed-{orders[0]['id']}"] == "synced"
+    assert outcomes[f"crashed-{orders[2]['id']}"] == "synced"
+    assert (
+        outcomes[f"crashed-{orders[1]['id']}"].startswith("failed: ")
+        and "validation error" in outcomes[f"crashed-{orders[1]['id']}"]
+    )
+    async with engine.connect() as conn:
+        kept = (
+            await conn.execute(
+                select(webhook_deliveries.c.payload).where(
+                    webhook_deliveries.c.delivery_key == f"crashed-{orders[1]['id']}"
+                )
+            )
+        ).scalar_one()
+    assert kept["order"]["broken"] is True  # kept for ops to look at
+    events = await events_for(migrated, {order_id_for(store["id"], str(o["id"])) for o in orders}, expected=2)
+    assert len(events) == 2
+
+
+def _normalised(store_id: str, order: dict) -> dict:
+    return shopify.normalise(store_id, order).model_dump(mode="json")

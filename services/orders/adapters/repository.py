@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, func, insert, or_, select, text, tuple_, union_all, update
+from sqlalchemy import (
+    BindParameter,
+    Row,
+    Text,
+    and_,
+    any_,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from services.orders.adapters.tables import (
     after_sales_cases,
@@ -198,11 +216,31 @@ async def get(conn: AsyncConnection, merchant_id: str, order_id: str) -> Order |
     return None if row is None else _row_to_order(row, await _cases(conn, order_id))
 
 
-async def add(conn: AsyncConnection, order: Order) -> None:
-    await conn.execute(insert(orders).values(id=order.id, **_values(order)))
-    await _count_move(conn, order.merchant_id, None, order.status)
-    await _write_cases(conn, order)
-    await _write_timeline(conn, order)
+def _texts(values: Iterable[str]) -> BindParameter:
+    """One text[] parameter: the statement reads the same whatever the batch size, so it is prepared once."""
+    return literal(list(values), ARRAY(Text))
+
+
+def _table(rows: Iterable[tuple[str, ...]], *columns: str) -> TableValuedAlias:
+    """Rows of text as a table to join, one array parameter per column."""
+    return func.unnest(*map(_texts, zip(*rows, strict=True))).table_valued(*columns).render_derived()
+
+
+async def lock_existing(conn: AsyncConnection, order_ids: Iterable[str]) -> set[str]:
+    """Which of these orders exist, locked for the rest of the transaction (in id order, like reevaluate_orders)."""
+    found = await conn.scalars(
+        select(orders.c.id).where(orders.c.id == any_(_texts(order_ids))).order_by(orders.c.id).with_for_update()
+    )
+    return set(found)
+
+
+async def add(conn: AsyncConnection, added: list[Order]) -> None:
+    """Insert new orders with one statement per table, however many: one prepared INSERT that asyncpg runs for
+    every row in one round trip (a VALUES list of the rows would be compiled anew for every batch)."""
+    await conn.execute(insert(orders), [{"id": order.id, **_values(order)} for order in added])
+    await _count_moves(conn, [(order.merchant_id, None, order.status) for order in added])
+    await _write_cases(conn, added)
+    await _write_timeline(conn, added)
 
 
 async def save(conn: AsyncConnection, order: Order) -> None:
@@ -215,20 +253,25 @@ async def save(conn: AsyncConnection, order: Order) -> None:
         raise StaleOrder(order.id)
     order.version += 1
     if order.status_changes:
-        await _count_move(conn, order.merchant_id, order.status_changes[0][0], order.status)
-    await _write_cases(conn, order)
-    await _write_timeline(conn, order)
+        await _count_moves(conn, [(order.merchant_id, order.status_changes[0][0], order.status)])
+    await _write_cases(conn, [order])
+    await _write_timeline(conn, [order])
 
 
-async def _count_move(conn: AsyncConnection, merchant_id: str, before: Status | None, after: Status) -> None:
-    """Record the tab-count change in this transaction, as insert-only rows (see order_count_changes)."""
-    if before == after:
-        return
-    deltas = {after.value: 1, **({before.value: -1} if before is not None else {})}
-    await conn.execute(
-        insert(order_count_changes),
-        [{"merchant_id": merchant_id, "status": status, "delta": delta} for status, delta in deltas.items()],
-    )
+CountMove = tuple[str, Status | None, Status]
+"""An order of a merchant moved from one tab (None: it is new) to another."""
+
+
+async def _count_moves(conn: AsyncConnection, moves: list[CountMove]) -> None:
+    """Record the tab-count changes in this transaction, as insert-only rows (see order_count_changes)."""
+    rows = [
+        {"merchant_id": merchant_id, "status": status, "delta": delta}
+        for merchant_id, before, after in moves
+        if before != after
+        for status, delta in {after.value: 1, **({before.value: -1} if before is not None else {})}.items()
+    ]
+    if rows:
+        await conn.execute(insert(order_count_changes), rows)
 
 
 async def counts(conn: AsyncConnection, merchant_id: str) -> dict[Status, int]:
@@ -264,9 +307,7 @@ async def fold_count_changes(conn: AsyncConnection, limit: int = 10_000) -> int:
     return int(folded or 0)
 
 
-async def _write_cases(conn: AsyncConnection, order: Order) -> None:
-    if not order.cases:
-        return
+async def _write_cases(conn: AsyncConnection, written: list[Order]) -> None:
     c = after_sales_cases
     rows = [
         {
@@ -284,8 +325,11 @@ async def _write_cases(conn: AsyncConnection, order: Order) -> None:
             "failure_reason": case.failure_reason,
             "shipment": _shipment_to_json(case.shipment),
         }
+        for order in written
         for case in order.cases
     ]
+    if not rows:
+        return
     statement = pg_insert(c).values(rows)
     changing = ("state", "rejection_reason", "failure_reason", "shipment")
     await conn.execute(
@@ -299,37 +343,45 @@ async def _write_cases(conn: AsyncConnection, order: Order) -> None:
     )
 
 
-async def _write_timeline(conn: AsyncConnection, order: Order) -> None:
-    if order.changes:
-        await conn.execute(
-            insert(order_timeline),
-            [{"order_id": order.id, "kind": c.kind, "detail": c.detail, "actor": c.actor} for c in order.changes],
-        )
+async def _write_timeline(conn: AsyncConnection, written: list[Order]) -> None:
+    rows = [
+        {"order_id": order.id, "kind": c.kind, "detail": c.detail, "actor": c.actor}
+        for order in written
+        for c in order.changes
+    ]
+    if rows:  # run row after row: the ids follow the orders' order, as they would one order at a time
+        await conn.execute(insert(order_timeline), rows)
 
 
-async def packaging_for(
-    conn: AsyncConnection, merchant_id: str, store_id: str, lines: list[StoreOrderLine]
-) -> list[PackagingItem]:
-    """The merchant's packaging for an order of this store: rules for the whole store and rules for one of its
-    products, quantities of one private product added up."""
+async def packaging_for(conn: AsyncConnection, for_orders: list[Order]) -> list[list[PackagingItem]]:
+    """Each order's packaging, from one query: the merchant's rules for the order's store as a whole and for one of
+    its products, quantities of one private product added up."""
     pr, pp, cv = packaging_rules, private_products, catalog_variants
-    products = sorted({line.external_product_id for line in lines if line.external_product_id})
+    wanted = _table({(order.merchant_id, order.store_id) for order in for_orders}, "merchant_id", "store_id")
     rows = await conn.execute(
-        select(pp.c.id, pp.c.name, pp.c.kind, pr.c.quantity, cv.c.id.label("variant_id"), cv.c.sku)
+        select(pr.c.merchant_id, pr.c.store_id, pr.c.external_product_id, pr.c.quantity)
+        .add_columns(pp.c.id, pp.c.name, pp.c.kind, cv.c.id.label("variant_id"), cv.c.sku)
         .add_columns(cv.c.unit_cost, cv.c.currency, cv.c.weight_grams)
-        .join(pp, pp.c.id == pr.c.private_product_id)
-        .join(cv, cv.c.id == pp.c.catalog_variant_id)
-        .where(
-            pr.c.merchant_id == merchant_id,
-            pr.c.store_id == store_id,
-            pr.c.enabled,
-            pp.c.status == "active",
-            or_(pr.c.external_product_id.is_(None), pr.c.external_product_id.in_(products)),
+        .select_from(
+            pr.join(pp, pp.c.id == pr.c.private_product_id)
+            .join(cv, cv.c.id == pp.c.catalog_variant_id)
+            .join(wanted, and_(pr.c.merchant_id == wanted.c.merchant_id, pr.c.store_id == wanted.c.store_id))
         )
+        .where(pr.c.enabled, pp.c.status == "active")
         .order_by(pp.c.id)
     )
-    items: dict[str, PackagingItem] = {}
+    rules: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for r in rows:
+        rules[(r.merchant_id, r.store_id)].append(r)
+    return [_packaging(order, rules[(order.merchant_id, order.store_id)]) for order in for_orders]
+
+
+def _packaging(order: Order, rules: list[Row]) -> list[PackagingItem]:
+    products = {line.store.external_product_id for line in order.lines if line.store.external_product_id}
+    items: dict[str, PackagingItem] = {}
+    for r in rules:
+        if r.external_product_id is not None and r.external_product_id not in products:
+            continue  # a rule for a product this order does not hold
         before = items.get(r.id)
         items[r.id] = PackagingItem(
             private_product_id=r.id,
@@ -344,68 +396,114 @@ async def packaging_for(
     return list(items.values())
 
 
-async def connections_for(
-    conn: AsyncConnection, merchant_id: str, store_id: str, lines: list[StoreOrderLine]
-) -> dict[tuple[str | None, str | None], Connection]:
-    """The catalog connections of these store lines, keyed by (external product id, external variant id)."""
-    keys = {(line.external_product_id or "", line.external_variant_id or "") for line in lines}
+ConnectionKey = tuple[str, str, str, str]
+"""(merchant, store, external product id, external variant id), with "" for an id the store does not give."""
+
+
+def _key(order: Order, line: StoreOrderLine, *, any_variant: bool = False) -> ConnectionKey:
+    variant = "" if any_variant else line.external_variant_id or ""
+    return order.merchant_id, order.store_id, line.external_product_id or "", variant
+
+
+def _line_keys(order: Order, line: StoreOrderLine) -> tuple[ConnectionKey, ConnectionKey]:
+    """The keys that can connect a line: its own, and its product's for every variant."""
+    return _key(order, line), _key(order, line, any_variant=True)
+
+
+@dataclass(frozen=True)
+class Connections:
+    """Product connections of store lines, by key. A key connected to a catalog variant that is not active maps to
+    None: it is taken (a new connection of it would conflict), yet it connects nothing."""
+
+    by_key: dict[ConnectionKey, Connection | None]
+
+    def of(self, order: Order, line: StoreOrderLine) -> Connection | None:
+        own, whole_product = _line_keys(order, line)  # a connection without a variant covers all the product's
+        return self.by_key.get(own) or self.by_key.get(whole_product)
+
+    def for_order(self, order: Order) -> dict[tuple[str | None, str | None], Connection]:
+        """The order's connected store products, as Order.apply_connections takes them."""
+        found = ((line.store, self.of(order, line.store)) for line in order.lines)
+        return {(store.external_product_id, store.external_variant_id): c for store, c in found if c is not None}
+
+
+async def load_connections(conn: AsyncConnection, for_orders: list[Order]) -> Connections:
+    """The catalog connections of these orders' store lines, from one query."""
+    keys = {key for order in for_orders for line in order.lines for key in _line_keys(order, line.store)}
     if not keys:
-        return {}
+        return Connections({})
     pc, cv = product_connections, catalog_variants
+    wanted = _table(keys, "merchant_id", "store_id", "product_id", "variant_id")
     rows = await conn.execute(
-        select(pc.c.external_product_id, pc.c.external_variant_id, pc.c.quantity_ratio, cv)
-        .join(cv, cv.c.id == pc.c.catalog_variant_id)
-        .where(
-            pc.c.merchant_id == merchant_id,
-            pc.c.store_id == store_id,
-            cv.c.status == "active",
-            or_(
-                tuple_(pc.c.external_product_id, pc.c.external_variant_id).in_(list(keys)),
-                # a connection without a variant covers every variant of the product
-                and_(pc.c.external_variant_id == "", pc.c.external_product_id.in_([k[0] for k in keys])),
-            ),
+        select(pc.c.merchant_id, pc.c.store_id, pc.c.external_product_id, pc.c.external_variant_id, pc.c.quantity_ratio)
+        .add_columns(cv)
+        .select_from(
+            pc.join(cv, cv.c.id == pc.c.catalog_variant_id).join(
+                wanted,
+                and_(
+                    pc.c.merchant_id == wanted.c.merchant_id,
+                    pc.c.store_id == wanted.c.store_id,
+                    pc.c.external_product_id == wanted.c.product_id,
+                    pc.c.external_variant_id == wanted.c.variant_id,
+                ),
+            )
         )
     )
-    by_key: dict[tuple[str, str], Connection] = {}
-    for r in rows:
-        by_key[(r.external_product_id, r.external_variant_id)] = Connection(
-            catalog_variant_id=r.id,
-            sku=r.sku,
-            title=r.title,
-            unit_cost=Money.of(Decimal(r.unit_cost), r.currency),
-            unit_weight_grams=r.weight_grams,
-            quantity_ratio=r.quantity_ratio,
-        )
-    result: dict[tuple[str | None, str | None], Connection] = {}
-    for line in lines:
-        product, variant = line.external_product_id or "", line.external_variant_id or ""
-        found = by_key.get((product, variant)) or by_key.get((product, ""))
-        if found:
-            result[(line.external_product_id, line.external_variant_id)] = found
-    return result
+    return Connections(
+        {
+            (r.merchant_id, r.store_id, r.external_product_id, r.external_variant_id): None
+            if r.status != "active"
+            else Connection(
+                catalog_variant_id=r.id,
+                sku=r.sku,
+                title=r.title,
+                unit_cost=Money.of(Decimal(r.unit_cost), r.currency),
+                unit_weight_grams=r.weight_grams,
+                quantity_ratio=r.quantity_ratio,
+            )
+            for r in rows
+        }
+    )
 
 
-async def auto_connect_by_sku(
-    conn: AsyncConnection, merchant_id: str, store_id: str, lines: list[StoreOrderLine]
-) -> bool:
-    """With the merchant's auto-connect setting on, connect store lines whose SKU is an active catalog SKU.
-    Returns whether a connection was made."""
-    skus = {line.sku for line in lines if line.sku and line.external_product_id}
-    if not skus:
+async def auto_connect_by_sku(conn: AsyncConnection, for_orders: list[Order], connections: Connections) -> bool:
+    """For merchants with the auto-connect setting on, connect the orders' unconnected store lines whose SKU is an
+    active catalog SKU. The orders are taken in turn, as one by one: a product connected for one order is connected
+    for the orders after it. Returns whether a connection was made (`connections` does not show it yet)."""
+
+    def unconnected(order: Order) -> list[StoreOrderLine]:
+        return [
+            line.store
+            for line in order.lines
+            if line.store.sku and line.store.external_product_id and connections.of(order, line.store) is None
+        ]
+
+    missing = [(order, lines) for order in for_orders if (lines := unconnected(order))]
+    if not missing:
         return False
     ms, cv, pc = merchant_settings, catalog_variants, product_connections
-    if not await conn.scalar(select(ms.c.auto_connect_by_sku).where(ms.c.merchant_id == merchant_id)):
+    merchants = _texts({order.merchant_id for order, _ in missing})
+    enabled = set(
+        await conn.scalars(
+            select(ms.c.merchant_id).where(ms.c.merchant_id == any_(merchants), ms.c.auto_connect_by_sku)
+        )
+    )
+    missing = [(order, lines) for order, lines in missing if order.merchant_id in enabled]
+    if not missing:
         return False
-    variants = {
-        r.sku: r.id
-        for r in await conn.execute(select(cv.c.id, cv.c.sku).where(cv.c.sku.in_(skus), cv.c.status == "active"))
-    }
-    rows = {
-        (line.external_product_id, line.external_variant_id or ""): variants[line.sku]
-        for line in lines
-        if line.sku in variants and line.external_product_id
-    }
-    if not rows:
+    skus = {line.sku for _, lines in missing for line in lines}
+    active = select(cv.c.sku, cv.c.id).where(cv.c.sku == any_(_texts(skus)), cv.c.status == "active")
+    variants: dict[str, str] = dict((await conn.execute(active)).all())
+    made: dict[ConnectionKey, str] = {}
+    for order, lines in missing:
+        made |= {  # within one order the last line of a product wins, as it always did
+            _key(order, line): variants[line.sku]
+            for line in lines
+            if line.sku in variants
+            and _key(order, line) not in connections.by_key  # taken: the insert would do nothing
+            and not made.keys() & set(_line_keys(order, line))  # an earlier order connected it
+        }
+    if not made:
         return False
     await conn.execute(
         pg_insert(pc)
@@ -419,7 +517,7 @@ async def auto_connect_by_sku(
                     "external_variant_id": variant,
                     "catalog_variant_id": variant_id,
                 }
-                for (product, variant), variant_id in sorted(rows.items())
+                for (merchant_id, store_id, product, variant), variant_id in sorted(made.items())  # lock order
             ]
         )
         .on_conflict_do_nothing()

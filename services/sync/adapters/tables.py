@@ -31,8 +31,14 @@ webhook_deliveries = Table(
     Column("store_id", Text, ForeignKey("sync.stores.id"), primary_key=True),
     Column("delivery_key", Text, primary_key=True, comment="X-Shopify-Webhook-Id, or Woo order id + modified time"),
     Column("topic", Text, nullable=False),
-    Column("outcome", Text, nullable=False),
+    Column("outcome", Text, comment="what applying it did; null while it waits to be applied"),
+    Column("payload", JSONB, comment="the normalised order or cancellation, until applied"),
+    Column("external_order_id", Text),
     Timestamp("received_at", nullable=False, server_default=func.now()),
+    Timestamp("applied_at"),
+    # The inbox: deliveries accepted (committed, answered 200) and not yet applied to store_orders.
+    Index("ix_webhook_deliveries_pending", "received_at", postgresql_where=text("applied_at IS NULL")),
+    Index(None, "store_id", "received_at"),
 )
 
 webhook_failures = Table(

@@ -7,7 +7,14 @@ from sqlalchemy import or_, select
 
 from services.sync import handlers, polling
 from services.sync.adapters.store_clients import StoreError, client_for
-from services.sync.adapters.tables import idempotency_keys, stores, sync_jobs, tracking_pushes, webhook_failures
+from services.sync.adapters.tables import (
+    idempotency_keys,
+    stores,
+    sync_jobs,
+    tracking_pushes,
+    webhook_deliveries,
+    webhook_failures,
+)
 from services.sync.api.schemas import (
     StoreCreate,
     StorePublic,
@@ -18,6 +25,8 @@ from services.sync.api.schemas import (
     TrackingPushesPage,
     TrackingPushPublic,
     WebhookAccepted,
+    WebhookDeliveriesPage,
+    WebhookDeliveryPublic,
     WebhookFailurePublic,
     WebhookFailuresPage,
     WebhooksRegistered,
@@ -91,13 +100,15 @@ async def update_store(
             body.plain(),
             allow_http=_allow_http(request),
         )
+    request.app.state.webhooks.directory.forget(row["id"], row["shop_domain"])
     return StorePublic.model_validate(row)
 
 
 @router.delete("/v1/stores/{store_id}", status_code=204, tags=["stores"], summary="Disconnect a store for good")
 async def remove_store(store_id: str, user: Merchant, engine: Engine, request: Request) -> Response:
     async with engine.begin() as conn:
-        await handlers.remove_store(conn, request.app.state.secret_box, user.merchant_id, store_id)
+        removed = await handlers.remove_store(conn, request.app.state.secret_box, user.merchant_id, store_id)
+    request.app.state.webhooks.directory.forget(removed.id, removed.shop_domain)
     return Response(status_code=204)
 
 
@@ -212,6 +223,31 @@ async def list_webhook_failures(
 
 
 @router.get(
+    "/v1/stores/{store_id}/deliveries",
+    tags=["webhooks"],
+    summary="The store's webhook deliveries and what each one did, newest first",
+)
+async def list_deliveries(
+    store_id: str, user: Merchant, engine: Engine, limit: Limit = 50, cursor: Cursor = None
+) -> WebhookDeliveriesPage:
+    async with engine.connect() as conn:
+        await handlers.get_store(conn, user.merchant_id, store_id)
+    query = select(webhook_deliveries).where(webhook_deliveries.c.store_id == store_id)
+    rows, next_cursor = await keyset_page(
+        engine,
+        query,
+        webhook_deliveries.c.received_at,
+        webhook_deliveries.c.delivery_key,
+        limit,
+        cursor,
+        ascending=False,
+    )
+    return WebhookDeliveriesPage(
+        items=[WebhookDeliveryPublic.model_validate(dict(r._mapping)) for r in rows], next_cursor=next_cursor
+    )
+
+
+@router.get(
     "/v1/tracking-sync/failures",
     tags=["tracking write-back"],
     summary="Tracking pushes that failed or are being retried, newest first",
@@ -249,57 +285,39 @@ async def retry_tracking_push(push_id: str, user: Merchant, engine: Engine) -> T
 # --- webhooks --------------------------------------------------------------------------------------------------
 
 
-async def _ingest(request: Request, receive) -> WebhookAccepted:
-    """One transaction for the delivery; a payload we cannot use is kept in a transaction of its own, since the
-    422 rolls the first one back. The hot path reads its headers and engine straight from the request: FastAPI's
-    parameter machinery and its thread hop for the sync `Engine` dependency cost more than the work itself."""
-    engine, body = request.app.state.engine, await request.body()
-    try:
-        async with engine.begin() as conn:
-            result = await receive(conn, body, request.headers)
-    except handlers.RejectedPayload as rejected:
-        async with engine.begin() as conn:
-            await handlers.record_rejected_payload(conn, rejected, body)
-        raise
-    return WebhookAccepted(outcome=result.outcome, order_id=result.order_id)
-
-
 @router.post(
     "/webhooks/shopify",
     tags=["webhooks"],
     summary="Shopify order webhooks (HMAC-signed)",
-    description="Headers: X-Shopify-Shop-Domain, X-Shopify-Topic, X-Shopify-Webhook-Id, X-Shopify-Hmac-Sha256.",
+    description="Headers: X-Shopify-Shop-Domain, X-Shopify-Topic, X-Shopify-Webhook-Id, X-Shopify-Hmac-Sha256."
+    " Answered once the delivery is kept; it is applied moments later (see the store's deliveries).",
 )
 async def shopify_webhook(request: Request) -> WebhookAccepted:
-    return await _ingest(
-        request,
-        lambda conn, body, headers: handlers.receive_shopify_webhook(
-            conn,
-            request.app.state.secret_box,
-            shop_domain=headers.get("x-shopify-shop-domain"),
-            topic=headers.get("x-shopify-topic"),
-            webhook_id=headers.get("x-shopify-webhook-id"),
-            signature=headers.get("x-shopify-hmac-sha256"),
-            body=body,
-        ),
+    # The hot path reads its headers straight from the request: FastAPI's parameter machinery costs more here
+    # than the work itself.
+    headers = request.headers
+    received = await request.app.state.webhooks.receive_shopify(
+        shop_domain=headers.get("x-shopify-shop-domain"),
+        topic=headers.get("x-shopify-topic"),
+        webhook_id=headers.get("x-shopify-webhook-id"),
+        signature=headers.get("x-shopify-hmac-sha256"),
+        body=await request.body(),
     )
+    return WebhookAccepted(outcome=received.outcome, order_id=received.order_id)
 
 
 @router.post(
     "/webhooks/woocommerce/{store_id}",
     tags=["webhooks"],
     summary="WooCommerce order webhooks (HMAC-signed), and the unsigned creation ping",
-    description="Headers: X-WC-Webhook-Topic, X-WC-Webhook-Signature.",
+    description="Headers: X-WC-Webhook-Topic, X-WC-Webhook-Signature."
+    " Answered once the delivery is kept; it is applied moments later (see the store's deliveries).",
 )
 async def woocommerce_webhook(store_id: str, request: Request) -> WebhookAccepted:
-    return await _ingest(
-        request,
-        lambda conn, body, headers: handlers.receive_woocommerce_webhook(
-            conn,
-            request.app.state.secret_box,
-            store_id=store_id,
-            topic=headers.get("x-wc-webhook-topic"),
-            signature=headers.get("x-wc-webhook-signature"),
-            body=body,
-        ),
+    received = await request.app.state.webhooks.receive_woocommerce(
+        store_id=store_id,
+        topic=request.headers.get("x-wc-webhook-topic"),
+        signature=request.headers.get("x-wc-webhook-signature"),
+        body=await request.body(),
     )
+    return WebhookAccepted(outcome=received.outcome, order_id=received.order_id)

@@ -77,8 +77,28 @@ class StoresPage(BaseModel):
 
 
 class WebhookAccepted(BaseModel):
-    outcome: str
-    order_id: str | None = None
+    outcome: str = Field(
+        description="accepted (kept, applied within moments: see the store's deliveries), duplicate (this delivery"
+        " was accepted before), ping, ignored topic ..., store disconnected"
+    )
+    order_id: str | None = Field(default=None, description="our id of the order the delivery is about")
+
+
+class WebhookDeliveryPublic(BaseModel):
+    delivery_key: str = Field(description="X-Shopify-Webhook-Id, or the WooCommerce order id and modification time")
+    topic: str
+    external_order_id: str | None
+    outcome: str | None = Field(
+        description="null while waiting to be applied; then synced, updated, stale: ..., skipped: ..., cancelled,"
+        " failed: ..."
+    )
+    received_at: datetime
+    applied_at: datetime | None
+
+
+class WebhookDeliveriesPage(BaseModel):
+    items: list[WebhookDeliveryPublic]
+    next_cursor: str | None = None
 
 
 class WebhooksRegistered(BaseModel):

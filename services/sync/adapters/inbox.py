@@ -1,0 +1,110 @@
+"""The webhook hot path's two adapters: stores looked up without a query per delivery, and deliveries written to
+the inbox (`webhook_deliveries`) by group commit, so that a burst of webhooks costs a few transactions, not one
+each. A delivery is answered only after the transaction that holds it commits: nothing answered 200 is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.sync.adapters.tables import stores, webhook_deliveries
+
+# How long a store read for a webhook is trusted. A removed store's deliveries within that time are accepted and
+# then ignored when applied; a new webhook secret is picked up at once (a mismatch reads the store again).
+STORE_CACHE_SECONDS = 10.0
+GROUP_COMMIT_MAX = 1000  # deliveries per inbox transaction
+
+
+class StoreDirectory:
+    """Stores by ("shopify", shop domain) or ("woocommerce", store id), read at most once per STORE_CACHE_SECONDS."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._held: dict[tuple[str, str], tuple[float, Row | None]] = {}
+
+    async def find(self, platform: str, key: str, *, fresh: bool = False) -> Row | None:
+        cached = self._held.get((platform, key))
+        if cached is not None and not fresh and time.monotonic() - cached[0] < STORE_CACHE_SECONDS:
+            return cached[1]
+        where = stores.c.shop_domain == key if platform == "shopify" else stores.c.id == key
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(stores).where(stores.c.platform == platform, where))).first()
+        if row is not None:  # unknown keys are not kept: anyone may send them
+            self._held[(platform, key)] = (time.monotonic(), row)
+        return row
+
+    def forget(self, store_id: str, shop_domain: str) -> None:
+        """This instance changed the store: its next webhook reads it again."""
+        self._held.pop(("shopify", shop_domain), None)
+        self._held.pop(("woocommerce", store_id), None)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    store_id: str
+    delivery_key: str
+    topic: str
+    external_order_id: str
+    payload: dict
+
+
+class DeliveryInbox:
+    """Group commit: deliveries arriving while a transaction is in flight go together in the next one."""
+
+    def __init__(self, engine: AsyncEngine, on_accepted: Callable[[], None]) -> None:
+        self._engine = engine
+        self._on_accepted = on_accepted
+        self._waiting: list[tuple[Delivery, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def accept(self, delivery: Delivery) -> bool:
+        """True once the delivery is committed; False when this delivery was accepted before (a redelivery)."""
+        accepted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((delivery, accepted))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        return await accepted
+
+    async def _write(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting[:GROUP_COMMIT_MAX], self._waiting[GROUP_COMMIT_MAX:]
+            try:
+                async with self._engine.begin() as conn:
+                    new = {
+                        tuple(row)
+                        for row in (
+                            await conn.execute(
+                                pg_insert(webhook_deliveries)
+                                .on_conflict_do_nothing()
+                                .returning(webhook_deliveries.c.store_id, webhook_deliveries.c.delivery_key),
+                                [
+                                    {
+                                        "store_id": d.store_id,
+                                        "delivery_key": d.delivery_key,
+                                        "topic": d.topic,
+                                        "external_order_id": d.external_order_id,
+                                        "payload": d.payload,
+                                    }
+                                    for d, _ in group
+                                ],
+                            )
+                        )
+                    }
+            except Exception as exc:  # nothing of the group was kept: each request answers with the error
+                for _, accepted in group:
+                    if not accepted.done():
+                        accepted.set_exception(exc)
+                continue
+            for delivery, accepted in group:
+                key = (delivery.store_id, delivery.delivery_key)
+                if not accepted.done():
+                    accepted.set_result(key in new)
+                new.discard(key)  # the same delivery twice in one group: the second is the redelivery
+            self._on_accepted()

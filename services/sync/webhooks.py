@@ -1,0 +1,230 @@
+"""Store webhooks: accepted fast, applied in batches.
+
+Accepting a delivery checks its signature on the raw body, reads it into a store order version or cancellation
+(a payload we cannot use is refused with 422 and kept), and commits it to the inbox, deduplicated by its delivery
+key, before answering 200. The applier loop then takes the waiting deliveries, oldest first, many per transaction,
+and applies them with `handlers.record_store_orders`, the path sync jobs use too; their events leave through the
+outbox. A crash between the two leaves the delivery waiting: it is applied by the next pass, on any instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.sync import handlers
+from services.sync.adapters.inbox import Delivery, DeliveryInbox, StoreDirectory
+from services.sync.adapters.secrets import SecretBox
+from services.sync.adapters.tables import stores, webhook_deliveries
+from services.sync.domain import woocommerce
+from services.sync.domain.parsing import UnusableOrder
+from shared.db import unavailable
+from shared.errors import Unauthorized, Unprocessable
+from shared.logging import correlation_id, get_logger
+from shared.signatures import valid_base64_hmac
+
+log = get_logger(__name__)
+
+APPLY_BATCH = 100  # deliveries per applying transaction
+APPLY_IDLE_SECONDS = 0.5  # how often an idle applier looks for deliveries other instances accepted
+SHOPIFY_ORDER_TOPICS = ("orders/create", "orders/paid", "orders/updated", "orders/cancelled")
+WOOCOMMERCE_ORDER_TOPICS = ("order.created", "order.updated", "order.deleted")
+
+
+class MalformedBody(Unprocessable):
+    status, title = 400, "Malformed body"
+
+
+@dataclass(frozen=True)
+class Received:
+    outcome: str
+    order_id: str | None = None
+
+
+@dataclass
+class Webhooks:
+    """What receiving and applying deliveries needs; one per process."""
+
+    engine: AsyncEngine
+    box: SecretBox
+    directory: StoreDirectory = field(init=False)
+    inbox: DeliveryInbox = field(init=False)
+    arrived: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.directory = StoreDirectory(self.engine)
+        self.inbox = DeliveryInbox(self.engine, on_accepted=self.arrived.set)
+
+    async def _verified(self, platform: str, key: str, body: bytes, signature: str | None) -> Row:
+        store = await self.directory.find(platform, key)
+        if store is not None and not self._signed(store, body, signature):
+            store = await self.directory.find(platform, key, fresh=True)  # the webhook secret may have changed
+        if store is None or store.status == "removed" or not self._signed(store, body, signature):
+            raise Unauthorized("the webhook signature does not match")  # one answer: do not reveal which shops exist
+        return store
+
+    def _signed(self, store: Row, body: bytes, signature: str | None) -> bool:
+        return valid_base64_hmac(self.box.open(store.webhook_secret), body, signature)
+
+    async def _accept(self, store: Row, key: str, topic: str, data: dict, body: bytes, *, cancelled: bool) -> Received:
+        try:
+            change = handlers.read_store_order(store, data, topic, cancelled=cancelled)
+        except handlers.RejectedPayload as rejected:
+            async with self.engine.begin() as conn:
+                await handlers.record_rejected_payload(conn, rejected, body)
+            raise
+        # The request's correlation id goes with the delivery, so the events it leads to carry it.
+        payload = {**handlers.change_to_json(change), "correlation_id": correlation_id()}
+        delivery = Delivery(store.id, key, topic, change.external_order_id, payload)
+        accepted = await self.inbox.accept(delivery)
+        return Received(
+            "accepted" if accepted else "duplicate", handlers.order_id_for(store.id, delivery.external_order_id)
+        )
+
+    async def receive_shopify(
+        self, *, shop_domain: str | None, topic: str | None, webhook_id: str | None, signature: str | None, body: bytes
+    ) -> Received:
+        if not shop_domain:
+            raise Unauthorized("X-Shopify-Shop-Domain is missing")
+        store = await self._verified("shopify", shop_domain.lower(), body, signature)
+        if not webhook_id or not topic:
+            raise Unprocessable("X-Shopify-Webhook-Id and X-Shopify-Topic are required")
+        data = _json_object(body)
+        if topic == "app/uninstalled":
+            async with self.engine.begin() as conn:
+                await handlers.mark_disconnected(conn, store.id, "the app was uninstalled from the store")
+            self.directory.forget(store.id, store.shop_domain)
+            return Received("store disconnected")
+        if topic not in SHOPIFY_ORDER_TOPICS:
+            return Received(f"ignored topic {topic}")
+        return await self._accept(store, webhook_id, topic, data, body, cancelled=topic == "orders/cancelled")
+
+    async def receive_woocommerce(
+        self, *, store_id: str, topic: str | None, signature: str | None, body: bytes
+    ) -> Received:
+        if signature is None and body.startswith(b"webhook_id="):
+            found = await self.directory.find("woocommerce", store_id)
+            if found is not None and found.status != "removed":
+                return Received("ping")  # WooCommerce's unsigned creation ping: a webhook not answered 200 is disabled
+        store = await self._verified("woocommerce", store_id, body, signature)
+        if topic not in WOOCOMMERCE_ORDER_TOPICS:
+            return Received(f"ignored topic {topic}")
+        data = _json_object(body)
+        try:
+            key = woocommerce.delivery_key(data, topic)
+        except UnusableOrder as exc:
+            rejected = handlers.RejectedPayload(store, topic, exc)
+            async with self.engine.begin() as conn:
+                await handlers.record_rejected_payload(conn, rejected, body)
+            raise rejected from exc
+        return await self._accept(store, key, topic, data, body, cancelled=topic == "order.deleted")
+
+
+def _json_object(body: bytes) -> dict:
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise MalformedBody("the body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise MalformedBody("the body must be a JSON object")
+    return data
+
+
+async def apply_waiting(conn: AsyncConnection, limit: int = APPLY_BATCH) -> int:
+    """Apply up to `limit` accepted deliveries, oldest first; returns how many. Other instances skip the rows this
+    transaction holds."""
+    waiting = await _claim(conn, limit)
+    await _apply(conn, waiting)
+    return len(waiting)
+
+
+async def apply_or_set_aside_oldest(conn: AsyncConnection) -> int:
+    """The careful path after a failed batch: the oldest delivery alone; if it cannot be applied it is marked
+    failed (its payload kept for ops), so it does not hold up the others."""
+    waiting = await _claim(conn, 1)
+    try:
+        async with conn.begin_nested():
+            await _apply(conn, waiting)
+    except Exception as exc:
+        if unavailable(exc):
+            raise
+        log.error("webhooks.delivery_set_aside", delivery_key=waiting[0].delivery_key, error=repr(exc))
+        await _mark(conn, waiting, {}, failed=f"failed: {exc!r}"[:1000])
+    return len(waiting)
+
+
+async def _claim(conn: AsyncConnection, limit: int) -> list[Row]:
+    return (
+        await conn.execute(
+            select(webhook_deliveries.c.store_id, webhook_deliveries.c.delivery_key, webhook_deliveries.c.payload)
+            .where(webhook_deliveries.c.applied_at.is_(None))
+            .order_by(webhook_deliveries.c.received_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+
+
+async def _apply(conn: AsyncConnection, waiting: list[Row]) -> None:
+    if not waiting:
+        return
+    found = {s.id: s for s in await conn.execute(select(stores).where(stores.c.id.in_({w.store_id for w in waiting})))}
+    live = [w for w in waiting if found[w.store_id].status != "removed"]
+    results = await handlers.record_store_orders(
+        conn,
+        [(found[w.store_id], handlers.change_from_json(w.payload)) for w in live],
+        [w.payload["correlation_id"] for w in live],
+    )
+    await _mark(conn, waiting, {(w.store_id, w.delivery_key): r.outcome for w, r in zip(live, results, strict=True)})
+
+
+async def _mark(conn: AsyncConnection, waiting: list[Row], outcomes: dict, failed: str | None = None) -> None:
+    done = {"applied_at": func.now(), "outcome": bindparam("b_outcome")}
+    await conn.execute(
+        update(webhook_deliveries)
+        .where(
+            webhook_deliveries.c.store_id == bindparam("b_store"),
+            webhook_deliveries.c.delivery_key == bindparam("b_key"),
+        )
+        .values(**done, **({} if failed else {"payload": None})),
+        [
+            {
+                "b_store": w.store_id,
+                "b_key": w.delivery_key,
+                "b_outcome": failed or outcomes.get((w.store_id, w.delivery_key), "ignored: the store was removed"),
+            }
+            for w in waiting
+        ],
+    )
+
+
+async def apply_deliveries(app: FastAPI) -> None:
+    """The applier loop: woken by this instance's accepted deliveries, and looking every APPLY_IDLE_SECONDS for
+    those of other instances or left by a crash. After a failed batch, the next APPLY_BATCH deliveries are applied
+    one by one, so that one that cannot be applied is found and set aside."""
+    webhooks: Webhooks = app.state.webhooks
+    careful = 0
+    while True:
+        webhooks.arrived.clear()
+        try:
+            async with webhooks.engine.begin() as conn:
+                applied = await (apply_or_set_aside_oldest(conn) if careful else apply_waiting(conn))
+        except Exception as exc:
+            if unavailable(exc):  # nothing is lost: the deliveries wait for the database
+                log.warning("webhooks.apply_waiting_for_database", error=repr(exc))
+                await asyncio.sleep(1.0)
+            else:
+                log.warning("webhooks.batch_failed", error=repr(exc))
+                careful = APPLY_BATCH
+            continue
+        careful = max(careful - applied, 0) if applied else 0
+        if not applied or (not careful and applied < APPLY_BATCH):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(webhooks.arrived.wait(), APPLY_IDLE_SECONDS)
