@@ -7,10 +7,11 @@ Rows:
    8 connections, autocommit);
 2. end-to-end: the four services as processes (`Stack` on free ports, a fresh database `bench_e2e`, a unique
    topic prefix); one merchant with a Shopify store, a connected catalog variant and a default shipping method;
-   signed orders/create webhooks at a steady offered rate; per order, the time from its webhook's 200 to its row
-   in `orders.orders` with status to_order, seen by polling the database in a tight loop; sustained orders/s is
-   orders visible / (first send -> last seen);
-3. each service's peak resident memory (VmHWM) at the end of the end-to-end load;
+   signed orders/create webhooks at a steady offered rate (open loop, up to 200 connections); per order, the time
+   from its webhook's 200 to its OrderStatusChanged(to_order) on the orders topic (published after the commit that
+   put it in the tab: an upper bound); sustained orders/s is orders in To Order / (first send -> last seen);
+3. each service's peak resident memory (VmHWM) at the end of the end-to-end load, and the CPU time each process
+   (and PostgreSQL, Kafka, the load generator, the whole machine) spent per order during it;
 4. webhook ingest: signed orders/create at 100 in flight against the same sync process (`bench_sync.closed_loop`);
 5. bulk checkout of 1,000 orders (`tools.bench_checkout` in a subprocess, its "wall time rules+checkout+pay");
 6. tab listing at 1,000,000 orders (`tools.bench_orders` in a subprocess, its counts and first-page p99).
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import re
 import subprocess
 import sys
@@ -33,8 +36,11 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from services.sync.handlers import order_id_for
+from shared import topics
 from shared.settings import ServiceSettings
 from tools import demo
 from tools.bench_pipeline import RAW_DDL, percentiles, raw_insert_baseline
@@ -46,7 +52,7 @@ BENCH_DB = "bench_e2e"
 BASELINE_CONNECTIONS = 8
 INGEST_CONCURRENCY = 100
 DRAIN_TIMEOUT_S = 60.0
-POLL_INTERVAL_S = 0.005
+SENDER_CONNECTIONS = 200
 PRODUCT_ID, VARIANT_ID = 101, 201
 
 
@@ -79,7 +85,7 @@ def peak_rss_mb(pid: int) -> float:
 # --- end to end ------------------------------------------------------------------------------------------------
 
 
-def setup_merchant(stack: Stack, merchant: str, shop: str, secret: str) -> None:
+def setup_merchant(stack: Stack, merchant: str, shop: str, secret: str) -> str:
     """A Shopify store, a catalog variant connected to the store's product, a default shipping method."""
     with httpx.Client(timeout=30) as http:
 
@@ -134,58 +140,101 @@ def setup_merchant(stack: Stack, merchant: str, shop: str, secret: str) -> None:
             role="ops",
         )
         call("PUT", "checkout", "/v1/shipping-settings", {"default_method_id": method["id"]})
+        return store["id"]
 
 
-async def watch_to_order(dsn: str, merchant: str, expected: int, seen: dict[str, float], stop: asyncio.Event) -> None:
-    """First time each order is seen in To Order, in a tight polling loop."""
-    conn = await asyncpg.connect(dsn)
+async def watch_to_order(
+    bootstrap: str, topic: str, merchant: str, expected: int, seen: dict[str, float], stop: asyncio.Event
+) -> None:
+    """When each order reaches To Order: its OrderStatusChanged(to_order) read from the orders topic. The event is
+    published after the commit that put the order in its tab, so this is an upper bound of the time to the tab,
+    and it costs the system nothing (polling the orders table in a tight loop would)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", isolation_level="read_committed"
+    )
+    await consumer.start()
     try:
-        query = "SELECT external_order_id FROM orders.orders WHERE merchant_id = $1 AND status = 'to_order'"
         while len(seen) < expected and not stop.is_set():
-            rows = await conn.fetch(query, merchant)
+            batches = await consumer.getmany(timeout_ms=50, max_records=5000)
             now = time.perf_counter()
-            for row in rows:
-                seen.setdefault(row["external_order_id"], now)
-            await asyncio.sleep(POLL_INTERVAL_S)
+            for records in batches.values():
+                for record in records:
+                    event = json.loads(record.value)
+                    if (
+                        event["event_type"] == "OrderStatusChanged"
+                        and event["merchant_id"] == merchant
+                        and event["payload"]["to_status"] == "to_order"
+                    ):
+                        seen.setdefault(event["order_id"], now)
     finally:
-        await conn.close()
+        await consumer.stop()
 
 
-async def end_to_end(stack: Stack, dsn: str, n: int, rate: float) -> dict:
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU time used so far by each service, PostgreSQL (every postgres process), Kafka (java), this load generator,
+    and the whole machine (busy time of all cores, from /proc/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+    groups = {name: used(process.pid) for name, process in stack.processes.items()}
+    groups |= {"postgresql": 0.0, "kafka": 0.0}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm in ("postgres", "java"):
+                groups["postgresql" if comm == "postgres" else "kafka"] += used(int(entry.name))
+    me = os.times()
+    groups["load generator"] = me.user + me.system
+    cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    groups["machine"] = (sum(cpu) - cpu[3] - cpu[4]) / tick  # all but idle and iowait
+    return groups
+
+
+async def end_to_end(stack: Stack, n: int, rate: float, bootstrap: str, prefix: str) -> dict:
     merchant, secret = f"bench-{uuid.uuid4().hex[:8]}", "bench-webhook-secret"
     shop = f"{merchant}.myshopify.com"
-    await asyncio.to_thread(setup_merchant, stack, merchant, shop, secret)
+    store_id = await asyncio.to_thread(setup_merchant, stack, merchant, shop, secret)
     requests = []
     for i in range(n):
         order = demo.shopify_order(i, lines=[(PRODUCT_ID, VARIANT_ID, "STORE-SKU", 1, "19.90")])
         body = httpx.Request("POST", "/", json=order).content
         headers = demo.shopify_headers(body, shop=shop, secret=secret)
-        requests.append((str(order["id"]), ("POST", "/webhooks/shopify", headers, body)))
+        requests.append((order_id_for(store_id, str(order["id"])), ("POST", "/webhooks/shopify", headers, body)))
 
     seen: dict[str, float] = {}
     accepted: dict[str, float] = {}
     statuses: list[int] = []
     stop = asyncio.Event()
-    watcher = asyncio.create_task(watch_to_order(dsn, merchant, n, seen, stop))
+    watcher = asyncio.create_task(watch_to_order(bootstrap, f"{prefix}{topics.ORDERS}", merchant, n, seen, stop))
     pool: asyncio.Queue[Connection] = asyncio.Queue()
-    for _ in range(50):
+    for _ in range(SENDER_CONNECTIONS):
         pool.put_nowait(await Connection.open(stack.url("sync")))
 
-    async def one(external_id: str, request: tuple) -> None:
+    async def one(order_id: str, request: tuple) -> None:
         connection = await pool.get()
         status = await connection.request(*request)
         statuses.append(status)
         if status == 200:
-            accepted[external_id] = time.perf_counter()
+            accepted[order_id] = time.perf_counter()
         pool.put_nowait(connection)
 
+    cpu_before = cpu_seconds(stack)
     began = time.perf_counter()
     tasks = []
-    for i, (external_id, request) in enumerate(requests):  # open loop: a fixed offered rate
+    for i, (order_id, request) in enumerate(requests):  # open loop: a fixed offered rate
         delay = began + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(external_id, request)))
+        tasks.append(asyncio.create_task(one(order_id, request)))
     await asyncio.gather(*tasks)
     sent_seconds = time.perf_counter() - began
     while not pool.empty():
@@ -195,6 +244,7 @@ async def end_to_end(stack: Stack, dsn: str, n: int, rate: float) -> dict:
     except TimeoutError:
         stop.set()
         await watcher
+    cpu_after = cpu_seconds(stack)
     latencies = [max(0.0, seen[i] - at) * 1000 for i, at in accepted.items() if i in seen]
     elapsed = (max(seen.values()) - began) if seen else float("nan")
     memory = {name: peak_rss_mb(process.pid) for name, process in stack.processes.items()}
@@ -209,6 +259,8 @@ async def end_to_end(stack: Stack, dsn: str, n: int, rate: float) -> dict:
         "p50": p50,
         "p99": p99,
         "memory": memory,
+        "cpu_ms_per_order": {k: (cpu_after[k] - cpu_before[k]) * 1000 / max(len(seen), 1) for k in cpu_after},
+        "cores_busy": (cpu_after["machine"] - cpu_before["machine"]) / elapsed,
     }
 
 
@@ -258,7 +310,7 @@ async def stack_figures(args: argparse.Namespace, base: ServiceSettings) -> tupl
         stack = Stack(env, ports=ports, log_dir=Path(tempfile.mkdtemp(prefix="bench-")))
         await asyncio.to_thread(stack.migrate)
         await asyncio.to_thread(stack.start_all, 60)
-        e2e = await end_to_end(stack, dsn, args.orders, args.rate)
+        e2e = await end_to_end(stack, args.orders, args.rate, base.kafka_bootstrap_servers, prefix)
         e2e["ingest"] = await ingest(stack, args.webhooks, args.seconds)
         return baseline, e2e
     finally:
@@ -359,6 +411,13 @@ def table(args: argparse.Namespace, baseline: float, e2e: dict, wall: float | No
         (f"peak RSS {name} (VmHWM, end-to-end load)", f"{mb:,.0f} MB", "", goal(mb < 200, "< 200 MB"))
         for name, mb in e2e["memory"].items()
     ]
+    rows.append(("cores busy during the end-to-end load (of 2)", f"{e2e['cores_busy']:.2f}", "", ""))
+    rows += [
+        (f"CPU per order end to end: {name}", f"{ms:.2f} ms", "", "")
+        for name, ms in e2e["cpu_ms_per_order"].items()
+        if name != "machine"
+    ]
+    rows.append(("CPU per order end to end: whole machine", f"{e2e['cpu_ms_per_order']['machine']:.2f} ms", "", ""))
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     ratio_width = max(len(r[2]) for r in rows)
@@ -370,10 +429,11 @@ def table(args: argparse.Namespace, baseline: float, e2e: dict, wall: float | No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="300 orders end to end, 200,000 orders in the tabs")
-    parser.add_argument("--rate", type=float, default=200.0, help="offered webhooks/s end to end (default 200)")
+    parser.add_argument("--quick", action="store_true", help="1,000 orders end to end, 200,000 orders in the tabs")
+    parser.add_argument("--rate", type=float, default=1000.0, help="offered webhooks/s end to end (default 1000)")
+    parser.add_argument("--orders", type=int, help="orders end to end (default 10,000; 1,000 with --quick)")
     args = parser.parse_args(argv)
-    args.orders = 300 if args.quick else 2000
+    args.orders = args.orders or (1000 if args.quick else 10_000)
     args.webhooks, args.seconds = (500, 5.0) if args.quick else (2000, 10.0)
     started = time.perf_counter()
     base = ServiceSettings()

@@ -652,6 +652,9 @@ class ChaosRun:
         outbox = {s: await self.count(f"SELECT count(*) FROM {s}.outbox") for s in SERVICES}  # noqa: S608 - our names
         return {
             **{f"outbox {s}": n for s, n in outbox.items()},
+            "webhooks waiting": await self.count(
+                "SELECT count(*) FROM sync.webhook_deliveries WHERE applied_at IS NULL"
+            ),
             "write-backs pending": await self.count("SELECT count(*) FROM sync.tracking_pushes WHERE status='pending'"),
             "emails pending": await self.count("SELECT count(*) FROM tracking.emails WHERE status = 'pending'"),
         }
@@ -761,6 +764,14 @@ class ChaosRun:
         work = await self.pending_work()
         outbox = {k.split()[1]: v for k, v in work.items() if k.startswith("outbox")}
         r.check("outbox empty", not any(outbox.values()), f"{outbox}")
+        deliveries: Counter[str] = Counter()
+        for row in await self.fetch("SELECT outcome, count(*) AS n FROM sync.webhook_deliveries GROUP BY outcome"):
+            deliveries[row["outcome"].partition(":")[0] if row["outcome"] else "waiting"] += row["n"]
+        r.check(
+            "every webhook delivery applied",
+            not deliveries["waiting"] and not deliveries["failed"],
+            f"deliveries by outcome {dict(sorted(deliveries.items()))}",
+        )
         lag = await self.lag()
         r.check("no consumer lag", not any(lag.values()), f"uncommitted messages by group {lag}")
         letters = await self.dead_letters()

@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import Text, column, func, insert, select, update, values
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -84,14 +84,17 @@ async def on_orders_ready(conn: AsyncConnection, events: list[OrderReadyForCheck
         }
         for _, e in sorted(latest.items())  # rows are locked in order_id order, as checkouts lock them
     ]
-    statement = pg_insert(payable_orders).values(rows)
+    statement = pg_insert(payable_orders)
     await conn.execute(
+        # one prepared statement run for every row (a VALUES list would be compiled anew for every batch size)
         statement.on_conflict_do_update(
             index_elements=[payable_orders.c.order_id],
             set_={name: statement.excluded[name] for name in rows[0] if name != "order_id"},
             # a paid order's snapshot never changes; one being paid by card keeps its state until the provider answers
-            where=payable_orders.c.status.not_in(("paid", "paying")),
-        )
+            # (two comparisons, not NOT IN: an expanding IN cannot run as one statement for many rows)
+            where=(payable_orders.c.status != "paid") & (payable_orders.c.status != "paying"),
+        ),
+        rows,
     )
     by_merchant: dict[str, list[str]] = defaultdict(list)
     for e in latest.values():
@@ -110,11 +113,14 @@ async def on_order_statuses_changed(conn: AsyncConnection, events: list[OrderSta
             reasons.setdefault(e.order_id, f"the order is {e.payload.to_status}")
     if not reasons:
         return
-    departed = values(column("order_id", Text), column("reason", Text), name="departed").data(sorted(reasons.items()))
     await conn.execute(
         update(payable_orders)
-        .where(payable_orders.c.order_id == departed.c.order_id, payable_orders.c.status.in_(PAYABLE))
-        .values(status="unavailable", status_reason=departed.c.reason)
+        # (comparisons, not IN: an expanding IN cannot run as one statement for many rows)
+        .where(
+            payable_orders.c.order_id == bindparam("b_order_id"), or_(*(payable_orders.c.status == s for s in PAYABLE))
+        )
+        .values(status="unavailable", status_reason=bindparam("b_reason")),
+        [{"b_order_id": order_id, "b_reason": reason} for order_id, reason in sorted(reasons.items())],
     )
 
 

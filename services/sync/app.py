@@ -2,7 +2,7 @@ from fastapi import FastAPI
 
 from services.sync.adapters.secrets import SecretBox
 from services.sync.adapters.tables import metadata
-from services.sync.api.routes import router
+from services.sync.api import routes, webhook_routes
 from services.sync.consumers import CONSUMES, HANDLERS
 from services.sync.polling import periodic_sync
 from services.sync.settings import SyncSettings, get_settings
@@ -21,7 +21,7 @@ def app(settings: SyncSettings | None = None) -> FastAPI:
         ServiceDefinition(
             settings=settings,
             metadata=metadata,
-            routers=[router],
+            routers=[webhook_routes.router, routes.router],
             description="Stores, store webhooks, polling and tracking write-back.",
             handlers=HANDLERS,
             consumes=CONSUMES,

@@ -240,7 +240,7 @@ class _Held:
 
 
 async def record_store_orders(
-    conn: AsyncConnection, changes: list[tuple[Row, StoreChange]], correlation_ids: list[str] | None = None
+    conn: AsyncConnection, changes: list[tuple[Row, StoreChange]], correlation_ids: list[str | None] | None = None
 ) -> list[Ingested]:
     """Apply store order versions and cancellations, in their order, with a few statements for the whole list.
 

@@ -180,7 +180,7 @@ async def _apply(conn: AsyncConnection, waiting: list[Row]) -> None:
     results = await handlers.record_store_orders(
         conn,
         [(found[w.store_id], handlers.change_from_json(w.payload)) for w in live],
-        [w.payload["correlation_id"] for w in live],
+        [w.payload.get("correlation_id") for w in live],
     )
     await _mark(conn, waiting, {(w.store_id, w.delivery_key): r.outcome for w, r in zip(live, results, strict=True)})
 

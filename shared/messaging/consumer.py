@@ -10,6 +10,7 @@ fault: they are retried without limit and never dead-lettered.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from shared.events import IntegrationEvent, parse_event
 from shared.logging import bind_correlation_id, get_logger
 
 log = get_logger(__name__)
+_EVENT_TYPE = re.compile(rb'"event_type":\s*"(\w+)"')
 
 EventHandler = Callable[[AsyncConnection, IntegrationEvent], Awaitable[None]]
 BatchHandler = Callable[[AsyncConnection, list[IntegrationEvent]], Awaitable[None]]
@@ -93,14 +95,19 @@ class EventConsumer:
     async def _apply_batch(self, messages: list[ConsumerRecord]) -> tuple[int, bool]:
         """The fast path: consecutive messages of one partition in one transaction, deduplicated with one
         statement. Returns how many were applied and whether the message after them needs the slow path."""
-        events: list[IntegrationEvent] = []
+        events: list[IntegrationEvent | None] = []  # None: a type this service does not handle, not parsed
         for message in messages:
+            if not self._may_handle(message.value):
+                events.append(None)
+                continue
             try:
                 events.append(parse_event(message.value))
             except ValidationError:
                 break
         limit = len(events)
         while limit:
+            if all(e is None or e.event_type not in self._handlers for e in events[:limit]):
+                return limit, limit < len(messages)  # nothing for us: no transaction at all
             try:
                 async with self._engine.begin() as conn:
                     await self._apply_all(conn, events[:limit])
@@ -112,8 +119,14 @@ class EventConsumer:
                 return 0, True
         return 0, True
 
-    async def _apply_all(self, conn: AsyncConnection, events: list[IntegrationEvent]) -> None:
-        wanted = [e for e in events if e.event_type in self._handlers]
+    def _may_handle(self, value: bytes | None) -> bool:
+        """False for an event whose type, read from its first bytes, has no handler here: a topic carries every
+        event of its producer, and most are another service's business. Unreadable: True, parsing decides."""
+        found = _EVENT_TYPE.search(value or b"", 0, 200)
+        return found is None or found.group(1).decode() in self._handlers
+
+    async def _apply_all(self, conn: AsyncConnection, events: list[IntegrationEvent | None]) -> None:
+        wanted = [e for e in events if e is not None and e.event_type in self._handlers]
         if not wanted:
             return
         fresh = set(
@@ -141,7 +154,9 @@ class EventConsumer:
         if run:
             await self._call(conn, events, run)
 
-    async def _call(self, conn: AsyncConnection, events: list[IntegrationEvent], run: list[IntegrationEvent]) -> None:
+    async def _call(
+        self, conn: AsyncConnection, events: list[IntegrationEvent | None], run: list[IntegrationEvent]
+    ) -> None:
         handler = self._handlers[run[0].event_type]
         bind_correlation_id(run[0].correlation_id)
         try:

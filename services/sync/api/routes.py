@@ -24,7 +24,6 @@ from services.sync.api.schemas import (
     SyncJobsPage,
     TrackingPushesPage,
     TrackingPushPublic,
-    WebhookAccepted,
     WebhookDeliveriesPage,
     WebhookDeliveryPublic,
     WebhookFailurePublic,
@@ -280,44 +279,3 @@ async def retry_tracking_push(push_id: str, user: Merchant, engine: Engine) -> T
     async with engine.begin() as conn:
         row = await handlers.retry_push(conn, user.merchant_id, push_id)
     return TrackingPushPublic.model_validate(dict(row._mapping))
-
-
-# --- webhooks --------------------------------------------------------------------------------------------------
-
-
-@router.post(
-    "/webhooks/shopify",
-    tags=["webhooks"],
-    summary="Shopify order webhooks (HMAC-signed)",
-    description="Headers: X-Shopify-Shop-Domain, X-Shopify-Topic, X-Shopify-Webhook-Id, X-Shopify-Hmac-Sha256."
-    " Answered once the delivery is kept; it is applied moments later (see the store's deliveries).",
-)
-async def shopify_webhook(request: Request) -> WebhookAccepted:
-    # The hot path reads its headers straight from the request: FastAPI's parameter machinery costs more here
-    # than the work itself.
-    headers = request.headers
-    received = await request.app.state.webhooks.receive_shopify(
-        shop_domain=headers.get("x-shopify-shop-domain"),
-        topic=headers.get("x-shopify-topic"),
-        webhook_id=headers.get("x-shopify-webhook-id"),
-        signature=headers.get("x-shopify-hmac-sha256"),
-        body=await request.body(),
-    )
-    return WebhookAccepted(outcome=received.outcome, order_id=received.order_id)
-
-
-@router.post(
-    "/webhooks/woocommerce/{store_id}",
-    tags=["webhooks"],
-    summary="WooCommerce order webhooks (HMAC-signed), and the unsigned creation ping",
-    description="Headers: X-WC-Webhook-Topic, X-WC-Webhook-Signature."
-    " Answered once the delivery is kept; it is applied moments later (see the store's deliveries).",
-)
-async def woocommerce_webhook(store_id: str, request: Request) -> WebhookAccepted:
-    received = await request.app.state.webhooks.receive_woocommerce(
-        store_id=store_id,
-        topic=request.headers.get("x-wc-webhook-topic"),
-        signature=request.headers.get("x-wc-webhook-signature"),
-        body=await request.body(),
-    )
-    return WebhookAccepted(outcome=received.outcome, order_id=received.order_id)

@@ -1,0 +1,49 @@
+"""Store webhooks. Their routes come first in the app: a route is found by trying each in turn, and these are the
+ones called thousands of times a second."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from services.sync.api.schemas import WebhookAccepted
+from shared.http import PROBLEM_RESPONSES
+
+router = APIRouter(responses=PROBLEM_RESPONSES)
+
+
+@router.post(
+    "/webhooks/shopify",
+    tags=["webhooks"],
+    summary="Shopify order webhooks (HMAC-signed)",
+    description="Headers: X-Shopify-Shop-Domain, X-Shopify-Topic, X-Shopify-Webhook-Id, X-Shopify-Hmac-Sha256."
+    " Answered once the delivery is kept; it is applied moments later (see the store's deliveries).",
+)
+async def shopify_webhook(request: Request) -> WebhookAccepted:
+    # The hot path reads its headers straight from the request: FastAPI's parameter machinery costs more here
+    # than the work itself.
+    headers = request.headers
+    received = await request.app.state.webhooks.receive_shopify(
+        shop_domain=headers.get("x-shopify-shop-domain"),
+        topic=headers.get("x-shopify-topic"),
+        webhook_id=headers.get("x-shopify-webhook-id"),
+        signature=headers.get("x-shopify-hmac-sha256"),
+        body=await request.body(),
+    )
+    return WebhookAccepted(outcome=received.outcome, order_id=received.order_id)
+
+
+@router.post(
+    "/webhooks/woocommerce/{store_id}",
+    tags=["webhooks"],
+    summary="WooCommerce order webhooks (HMAC-signed), and the unsigned creation ping",
+    description="Headers: X-WC-Webhook-Topic, X-WC-Webhook-Signature."
+    " Answered once the delivery is kept; it is applied moments later (see the store's deliveries).",
+)
+async def woocommerce_webhook(store_id: str, request: Request) -> WebhookAccepted:
+    received = await request.app.state.webhooks.receive_woocommerce(
+        store_id=store_id,
+        topic=request.headers.get("x-wc-webhook-topic"),
+        signature=request.headers.get("x-wc-webhook-signature"),
+        body=await request.body(),
+    )
+    return WebhookAccepted(outcome=received.outcome, order_id=received.order_id)
