@@ -18,8 +18,11 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
     func,
+    select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -85,6 +88,15 @@ def make_engine(settings: ServiceSettings) -> AsyncEngine:
         pool_pre_ping=False,
         connect_args={"server_settings": {"application_name": settings.service_name}},
     )
+
+
+def insert_rows(table: Table, *columns: str) -> Insert:
+    """INSERT INTO table (columns) SELECT * FROM unnest(one array per column): any number of rows in one
+    execution of one prepared statement. Execute it with {column: [values...]}. (An executemany runs its
+    statement once per row; a VALUES list is compiled and prepared anew for every row count.)"""
+    arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns]
+    rows = func.unnest(*arrays).table_valued(*columns).render_derived()
+    return insert(table).from_select(list(columns), select(*(rows.c[name] for name in columns)))
 
 
 def common_tables(metadata: MetaData) -> tuple[Table, Table, Table]:

@@ -20,7 +20,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.db import unavailable
+from shared.db import insert_rows, unavailable
 from shared.events import IntegrationEvent, parse_event
 from shared.logging import bind_correlation_id, get_logger
 
@@ -73,6 +73,12 @@ class EventConsumer:
         self._consumer = consumer
         self._dead_letter_topic = dead_letter_topic
         self._max_attempts = max_attempts
+        # The batch's event ids in one statement; those already there come back missing: redeliveries.
+        self._record_handled = (
+            insert_rows(handled_events, "consumer", "event_id")
+            .on_conflict_do_nothing()
+            .returning(handled_events.c.event_id)
+        )
 
     async def run(self) -> None:
         while True:
@@ -132,9 +138,8 @@ class EventConsumer:
         fresh = set(
             (
                 await conn.execute(
-                    # one prepared statement for any batch size (a VALUES list would be compiled per size)
-                    pg_insert(self._handled).on_conflict_do_nothing().returning(self._handled.c.event_id),
-                    [{"consumer": self.name, "event_id": e.event_id} for e in wanted],
+                    self._record_handled,
+                    {"consumer": [self.name] * len(wanted), "event_id": [e.event_id for e in wanted]},
                 )
             ).scalars()
         )

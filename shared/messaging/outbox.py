@@ -11,9 +11,11 @@ from datetime import timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import BigInteger, Table, any_, cast, delete, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.db import insert_rows
 from shared.events import IntegrationEvent
 from shared.logging import get_logger
 
@@ -40,17 +42,14 @@ async def add_events(conn: AsyncConnection, outbox: Table, *events: IntegrationE
     if not events:
         return
     await conn.execute(
-        insert(outbox),
-        [
-            {
-                "event_id": e.event_id,
-                "topic": e.topic,
-                "key": e.order_id,
-                "value": e.model_dump_json(),
-                "correlation_id": e.correlation_id,
-            }
-            for e in events
-        ],
+        insert_rows(outbox, "event_id", "topic", "key", "value", "correlation_id"),
+        {
+            "event_id": [e.event_id for e in events],
+            "topic": [e.topic for e in events],
+            "key": [e.order_id for e in events],
+            "value": [e.model_dump_json() for e in events],
+            "correlation_id": [e.correlation_id for e in events],
+        },
     )
 
 
@@ -144,7 +143,8 @@ class OutboxRelay:
             results = await asyncio.gather(*sends, return_exceptions=True)
             done = [row.id for row, r in zip(rows, results, strict=True) if not isinstance(r, BaseException)]
             if done:
-                await conn.execute(delete(o).where(o.c.id.in_(done)))
+                # = ANY(array), not IN (...): one prepared statement whatever the number of rows
+                await conn.execute(delete(o).where(o.c.id == any_(cast(done, ARRAY(BigInteger)))))
             for row, result in zip(rows, results, strict=True):
                 if isinstance(result, BaseException):
                     delay = timedelta(seconds=min(0.2 * 2**row.attempts, 60))

@@ -53,6 +53,15 @@ class Merchant:
     async def call(self, method: str, path: str, **kw) -> httpx.Response:
         return await self.sync.request(method, path, headers=self.headers, **kw)
 
+    async def applied(self, store_id: str) -> None:
+        """Wait until the store's accepted webhooks are applied (the orders they bring are held)."""
+        async with asyncio.timeout(10):
+            while True:
+                deliveries = (await self.call("GET", f"/v1/stores/{store_id}/deliveries")).json()["items"]
+                if deliveries and all(d["outcome"] for d in deliveries):
+                    return
+                await asyncio.sleep(0.05)
+
     async def connect(self, emulator, api_url: str) -> dict:
         if isinstance(emulator, ShopifyEmulator):
             body = {"platform": "shopify", "shop_domain": emulator.shop, "access_token": emulator.access_token}
@@ -228,6 +237,7 @@ async def test_write_back_is_retried_after_store_errors_and_done_exactly_once(sy
     async with serve(shop.app) as shop_url:
         store = await merchant.connect(shop, shop_url)
         await shop.deliver(f"{sync.base_url}/webhooks/shopify")
+        await merchant.applied(store["id"])
         number = f"YT{uuid.uuid4().hex[:10].upper()}"
         await ship(migrated, store["id"], str(order["id"]), merchant.id, tracking_number=number)
         await eventually(lambda: order["fulfillment_status"] == "fulfilled")
@@ -248,6 +258,7 @@ async def test_write_back_failures_are_listed_and_can_be_retried(sync, migrated)
     async with serve(shop.app) as shop_url:
         store = await merchant.connect(shop, shop_url)
         await shop.deliver(f"{sync.base_url}/webhooks/shopify")
+        await merchant.applied(store["id"])
         settings = {"notify_customer": True, "tracking_url_template": "https://track.example.com/{n}"}
         assert (await merchant.call("PUT", f"/v1/stores/{store['id']}/settings", json=settings)).status_code == 200
         shop.faults.inject(422, count=1, path_contains="/fulfillments.json")  # the store refuses: no blind retry
@@ -280,6 +291,7 @@ async def test_woocommerce_write_back(sync, migrated, extension):
     async with serve(woo.app) as woo_url:
         store = await merchant.connect(woo, woo_url)
         await woo.deliver(f"{sync.base_url}/webhooks/woocommerce/{store['id']}")
+        await merchant.applied(store["id"])
         await ship(migrated, store["id"], str(order["id"]), merchant.id, tracking_number="WOO1")
         if extension:
             await eventually(lambda: woo.trackings.get(order["id"]))
