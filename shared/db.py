@@ -110,6 +110,10 @@ def unavailable(exc: BaseException) -> bool:
     """A failure of the infrastructure (the database or the network away) rather than of the work itself."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    # SQLSTATE class 08 (connection exception) and 57 (operator intervention: "the database system is shutting
+    # down", "... is starting up"): the server is restarting, not refusing the work.
+    if isinstance(exc, DBAPIError) and str(getattr(exc.orig, "sqlstate", None) or "")[:2] in ("08", "57"):
+        return True
     return isinstance(exc, OSError | InterfaceError | ConnectionError | TimeoutError)
 
 
