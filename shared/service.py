@@ -73,6 +73,7 @@ def create_app(service: ServiceDefinition) -> FastAPI:
                     dsn=settings.asyncpg_dsn,
                     topic_prefix=settings.topic_prefix,
                     batch_size=settings.outbox_batch_size,
+                    linger_seconds=settings.batch_linger_ms / 1000,
                 ).run(),
                 name="outbox-relay",
             )
@@ -93,6 +94,7 @@ def create_app(service: ServiceDefinition) -> FastAPI:
                         consumer=consumer,
                         dead_letter_topic=dead_letter,
                         max_attempts=settings.consumer_max_attempts,
+                        linger_seconds=settings.batch_linger_ms / 1000,
                     ).run(),
                     name="event-consumer",
                 )

@@ -33,6 +33,10 @@ class ServiceSettings(BaseSettings):
     topic_replication_factor: int = 1
     consumer_max_attempts: int = 5
     outbox_batch_size: int = 500
+    # After a small batch, the outbox relay, the consumers and other batch loops wait this long for more work
+    # before the next one: under a steady trickle, work is then done in batches rather than one transaction per
+    # event, at a cost of a few milliseconds of latency per stage.
+    batch_linger_ms: float = 5.0
 
     auth_jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     auth_jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)

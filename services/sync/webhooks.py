@@ -210,6 +210,7 @@ async def apply_deliveries(app: FastAPI) -> None:
     those of other instances or left by a crash. After a failed batch, the next APPLY_BATCH deliveries are applied
     one by one, so that one that cannot be applied is found and set aside."""
     webhooks: Webhooks = app.state.webhooks
+    linger = app.state.settings.batch_linger_ms / 1000
     careful = 0
     while True:
         webhooks.arrived.clear()
@@ -228,3 +229,4 @@ async def apply_deliveries(app: FastAPI) -> None:
         if not applied or (not careful and applied < APPLY_BATCH):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(webhooks.arrived.wait(), APPLY_IDLE_SECONDS)
+            await asyncio.sleep(linger)  # deliveries accepted just after join the next batch

@@ -64,6 +64,7 @@ class EventConsumer:
         consumer: AIOKafkaConsumer,
         dead_letter_topic: str,
         max_attempts: int = 5,
+        linger_seconds: float = 0.0,
     ) -> None:
         self.name = name
         self._engine = engine
@@ -73,6 +74,7 @@ class EventConsumer:
         self._consumer = consumer
         self._dead_letter_topic = dead_letter_topic
         self._max_attempts = max_attempts
+        self._linger = linger_seconds
         # The batch's event ids in one statement; those already there come back missing: redeliveries.
         self._record_handled = (
             insert_rows(handled_events, "consumer", "event_id")
@@ -85,6 +87,11 @@ class EventConsumer:
             batch = await self._consumer.getmany(timeout_ms=1000, max_records=1000)
             if not batch:
                 continue
+            if self._linger and sum(map(len, batch.values())) < self.BATCH:
+                # A trickle: let more arrive, so that a transaction applies several events rather than one.
+                await asyncio.sleep(self._linger)
+                for tp, later in (await self._consumer.getmany(timeout_ms=0, max_records=1000)).items():
+                    batch.setdefault(tp, []).extend(later)
             # Partitions are independent: handle them concurrently, each one in order.
             await asyncio.gather(*(self._handle_partition(tp, msgs) for tp, msgs in batch.items()))
 

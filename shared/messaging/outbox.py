@@ -70,6 +70,7 @@ class OutboxRelay:
         topic_prefix: str = "",
         batch_size: int = 500,
         idle_poll_seconds: float = 1.0,
+        linger_seconds: float = 0.0,
     ) -> None:
         self._engine = engine
         self._outbox = outbox
@@ -78,6 +79,7 @@ class OutboxRelay:
         self._prefix = topic_prefix
         self._batch_size = batch_size
         self._idle_poll = idle_poll_seconds
+        self._linger = linger_seconds
         self._wakeup = asyncio.Event()
 
     async def run(self) -> None:
@@ -123,6 +125,7 @@ class OutboxRelay:
             if published < self._batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._idle_poll)
+                await asyncio.sleep(self._linger)  # the rows of transactions committing just after join this batch
 
     async def publish_batch(self) -> int:
         """Publish one batch; returns how many rows were claimed."""

@@ -284,7 +284,9 @@ async def test_updates_before_payment_are_applied_and_after_payment_flagged(svc)
         shipping=SHIPPING,
         order=PayableOrderPayload(store_id=store, order_name="#1", currency="USD", lines=[], shipping_address=ADDRESS),
     )
-    await svc.send(paid, synced(merchant, store, order_id, [line(1, qty=5)], T0 + timedelta(hours=3)))
+    await svc.send(paid)  # payments and store orders are different topics: no order between them, so wait
+    await svc.until(merchant, order_id, lambda d: d["status"] == "processing", "Processing")
+    await svc.send(synced(merchant, store, order_id, [line(1, qty=5)], T0 + timedelta(hours=3)))
     detail = await svc.until(merchant, order_id, lambda d: d["flags"], "the flag")
     assert detail["status"] == "processing" and detail["lines"][0]["quantity"] == 1
     assert detail["flags"] == ["store order changed after payment; not applied"]

@@ -113,6 +113,7 @@ async def test_a_missed_webhook_is_found_by_the_sync_and_nothing_is_doubled(sync
         # orders/create + orders/paid per order: positions 2 and 3 are the second order's, lost on the way.
         statuses = await shop.deliver(f"{sync.base_url}/webhooks/shopify", drop={2, 3})
         assert statuses == [200] * 4
+        await merchant.applied(store["id"])
         job, _ = await merchant.sync_orders(store["id"])
     assert job["status"] == "succeeded", job
     assert (job["pages"], job["new"], job["unchanged"], job["skipped"]) == (1, 1, 2, 0)
