@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -80,12 +81,20 @@ def service_metadata(schema: str) -> MetaData:
     return metadata
 
 
+def _json_text(value: object) -> str:
+    # Several times faster than the standard library on the JSONB columns every event touches; like it, keys that
+    # are not strings are written as strings.
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(settings: ServiceSettings) -> AsyncEngine:
     return create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=False,
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
         connect_args={"server_settings": {"application_name": settings.service_name}},
     )
 
