@@ -23,8 +23,15 @@ SERVICES = ("sync", "orders", "checkout", "tracking")
 
 @pytest.fixture(scope="session")
 def infra() -> ServiceSettings:
-    """Starts PostgreSQL and Kafka if they are not running (a no-op when they are)."""
-    subprocess.run([str(ROOT / "deploy/local/infra.sh"), "start"], check=True, capture_output=True)
+    """Starts PostgreSQL and Kafka if they are not running (a no-op when they are), and points the tests at them,
+    wherever DROPSHIP_PG_PORT and DROPSHIP_KAFKA_PORT put them (variables already set win)."""
+    script = str(ROOT / "deploy/local/infra.sh")
+    subprocess.run([script, "start"], check=True, capture_output=True)
+    exports = subprocess.run([script, "env"], check=True, capture_output=True, text=True).stdout
+    for line in exports.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        if value:
+            os.environ.setdefault(name, value)
     return ServiceSettings()
 
 
