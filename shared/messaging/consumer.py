@@ -92,10 +92,12 @@ class EventConsumer:
                 await asyncio.sleep(self._linger)
                 for tp, later in (await self._consumer.getmany(timeout_ms=0, max_records=1000)).items():
                     batch.setdefault(tp, []).extend(later)
-            # Partitions are independent: handle them concurrently, each one in order.
-            await asyncio.gather(*(self._handle_partition(tp, msgs) for tp, msgs in batch.items()))
+            # Partitions are independent: handle them concurrently, each one in order; then one offset commit for
+            # them all (a request to the broker per partition would cost it more than the events do).
+            await asyncio.gather(*(self._handle_partition(msgs) for msgs in batch.values()))
+            await self._commit({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
 
-    async def _handle_partition(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:
+    async def _handle_partition(self, messages: list[ConsumerRecord]) -> None:
         position = 0
         while position < len(messages):
             applied, next_needs_care = await self._apply_batch(messages[position : position + self.BATCH])
@@ -103,7 +105,6 @@ class EventConsumer:
             if next_needs_care:  # malformed, failing, or the database is away: alone, with retries
                 await self.handle(messages[position])
                 position += 1
-        await self._commit(tp, messages[-1].offset + 1)
 
     async def _apply_batch(self, messages: list[ConsumerRecord]) -> tuple[int, bool]:
         """The fast path: consecutive messages of one partition in one transaction, deduplicated with one
@@ -176,11 +177,11 @@ class EventConsumer:
         except Exception as exc:  # the first of the run goes the slow way, alone
             raise _HandlerFailed(events.index(run[0])) from exc
 
-    async def _commit(self, tp: TopicPartition, offset: int) -> None:
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await self._consumer.commit({tp: offset})
-        except Exception as exc:  # a rebalance took the partition: the next owner re-reads, handlers dedupe
-            log.warning("consumer.commit_failed", consumer=self.name, partition=tp.partition, error=str(exc))
+            await self._consumer.commit(offsets)
+        except Exception as exc:  # a rebalance took a partition: the next owner re-reads, handlers dedupe
+            log.warning("consumer.commit_failed", consumer=self.name, partitions=len(offsets), error=str(exc))
 
     async def handle(self, message: ConsumerRecord) -> None:
         try:
