@@ -143,7 +143,8 @@ def seed(stack) -> None:
                 .raise_for_status()
                 .json()
             )
-            call("POST", "sync", f"/v1/stores/{store['id']}/webhooks").raise_for_status()
+        # Every run: the store emulator starts afresh, without the subscriptions of the last run.
+        call("POST", "sync", f"/v1/stores/{store['id']}/webhooks").raise_for_status()
         variants = call("GET", "orders", "/v1/catalog/variants", params={"sku": SKU}).json()["items"]
         variant = (
             variants[0]

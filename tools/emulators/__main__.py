@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import email
+import time
 from email import policy
 
 from aiosmtpd.smtp import SMTP
@@ -41,7 +42,12 @@ async def run(args: argparse.Namespace) -> None:
     from tools import demo
 
     shop = ShopifyEmulator(
-        demo.SHOP, access_token=demo.ACCESS_TOKEN, webhook_secret=demo.WEBHOOK_SECRET, drain_per_second=2.0
+        demo.SHOP,
+        access_token=demo.ACCESS_TOKEN,
+        webhook_secret=demo.WEBHOOK_SECRET,
+        drain_per_second=2.0,
+        # The demo's database outlives the emulator: a new run must not hand out the ids of the last one's orders.
+        first_id=int(time.time() * 1000),
     )
     sink = MailSink()
     shop.app.get("/_emulator/emails")(lambda: {"emails": sink.messages})

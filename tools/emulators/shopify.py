@@ -76,6 +76,7 @@ class ShopifyEmulator:
         bucket_size: int = 40,
         drain_per_second: float = 2.0,
         bucket_level: float = 0.0,
+        first_id: int = 5_000_000_001,
     ) -> None:
         self.shop, self.access_token, self.webhook_secret = shop, access_token, webhook_secret
         self.bucket = LeakyBucket(bucket_size, drain_per_second, bucket_level)
@@ -85,7 +86,7 @@ class ShopifyEmulator:
         self.fulfillments: dict[int, dict] = {}
         self.webhooks: list[dict] = []
         self.outgoing: list[tuple[str, bytes]] = []  # (topic, body) not yet delivered
-        self._ids = itertools.count(5_000_000_001)
+        self._ids = itertools.count(first_id)
         self._clock = datetime.now(UTC) - timedelta(days=1)
         self.app = self._build_app()
 
