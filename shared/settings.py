@@ -23,10 +23,10 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
-    database_url: str = "postgresql+asyncpg://dropship:dropship@127.0.0.1:55432/dropship"
+    database_url: str = "postgresql+asyncpg://dropship:dropship@127.0.0.1:25432/dropship"
     db_pool_size: int = 10
 
-    kafka_bootstrap_servers: str = "127.0.0.1:59092"
+    kafka_bootstrap_servers: str = "127.0.0.1:29092"
     # Lets several test runs or environments share one broker without seeing each other's events.
     topic_prefix: str = ""
     topic_partitions: int = 8

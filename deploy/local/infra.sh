@@ -13,9 +13,11 @@
 #           (use: eval "$(deploy/local/infra.sh env)")
 #
 # Settings (environment, with defaults):
-#   DROPSHIP_PG_PORT                 55432
-#   DROPSHIP_KAFKA_PORT              59092
-#   DROPSHIP_KAFKA_CONTROLLER_PORT   59093
+#   (the default ports sit below Linux's ephemeral range, 32768-60999, so that no
+#   outgoing connection can hold one of them when a service binds it)
+#   DROPSHIP_PG_PORT                 25432
+#   DROPSHIP_KAFKA_PORT              29092
+#   DROPSHIP_KAFKA_CONTROLLER_PORT   29093
 #   DROPSHIP_STATE_DIR               <repo root>/.local   (pid files, logs, Kafka data)
 #   DROPSHIP_PG_DATA                 $DROPSHIP_STATE_DIR/pg, or /var/tmp/dropship-pg-<hash>/data
 #                                    when running as root and the state dir is not
@@ -29,9 +31,9 @@ set -euo pipefail
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO_ROOT="$(cd -- "$SCRIPT_DIR/../.." && pwd -P)"
 
-PG_PORT="${DROPSHIP_PG_PORT:-55432}"
-KAFKA_PORT="${DROPSHIP_KAFKA_PORT:-59092}"
-KAFKA_CTRL_PORT="${DROPSHIP_KAFKA_CONTROLLER_PORT:-59093}"
+PG_PORT="${DROPSHIP_PG_PORT:-25432}"
+KAFKA_PORT="${DROPSHIP_KAFKA_PORT:-29092}"
+KAFKA_CTRL_PORT="${DROPSHIP_KAFKA_CONTROLLER_PORT:-29093}"
 STATE_DIR="${DROPSHIP_STATE_DIR:-$REPO_ROOT/.local}"
 KAFKA_VERSION="${DROPSHIP_KAFKA_VERSION:-4.1.1}"
 CACHE_DIR="${DROPSHIP_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/dropship}"
