@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,16 +21,27 @@ SERVICES = {"sync": 8001, "orders": 8002, "checkout": 8003, "tracking": 8004}
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Below Linux's ephemeral range (32768-60999): a port the OS hands out there could be taken, between two restarts
+# of the process listening on it, by the source port of an outgoing connection. Skips infra.sh's default ports.
+PORT_RANGE = range(20_000, 32_000)
+INFRA_PORTS = {25432, 29092, 29093}
+
+
 def free_ports(count: int) -> list[int]:
     """Ports nothing listens on now, for a stack that must not collide with another one on this machine."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+    pick = random.SystemRandom()
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = pick.choice(PORT_RANGE)
+        if port in chosen or port in INFRA_PORTS:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+    return chosen
 
 
 class Stack:
