@@ -43,6 +43,7 @@ from services.sync.handlers import order_id_for
 from shared import topics
 from shared.settings import ServiceSettings
 from tools import demo
+from tools.bench_orders import admin
 from tools.bench_pipeline import RAW_DDL, percentiles, raw_insert_baseline
 from tools.bench_sync import Connection, closed_loop, webhooks
 from tools.emulators.shopify import ShopifyEmulator
@@ -54,14 +55,6 @@ INGEST_CONCURRENCY = 100
 DRAIN_TIMEOUT_S = 60.0
 SENDER_CONNECTIONS = 200
 PRODUCT_ID, VARIANT_ID = 101, 201
-
-
-async def admin(base: ServiceSettings, sql: str) -> None:
-    conn = await asyncpg.connect(base.asyncpg_dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def delete_topics(base: ServiceSettings, prefix: str) -> None:
@@ -123,20 +116,11 @@ def setup_merchant(stack: Stack, merchant: str, shop: str, secret: str) -> str:
                 "catalog_variant_id": variant["id"],
             },
         )
-        rate = {"first_weight_grams": 500, "first_price": "5.00", "step_weight_grams": 500, "step_price": "2.00"}
         method = call(
             "POST",
             "checkout",
             "/v1/shipping-methods",
-            {
-                "name": f"Bench Post {merchant}",
-                "carrier": "Bench",
-                "currency": "USD",
-                "rates": {"US": rate},
-                "delivery_days_min": 7,
-                "delivery_days_max": 12,
-                "max_weight_grams": 20000,
-            },
+            demo.shipping_method(f"Bench Post {merchant}", carrier="Bench"),
             role="ops",
         )
         call("PUT", "checkout", "/v1/shipping-settings", {"default_method_id": method["id"]})

@@ -315,22 +315,7 @@ class ChaosRun:
             "POST",
             "/v1/shipping-methods",
             role="ops",
-            json={
-                "name": f"YunExpress Chaos {self.run_id}",
-                "carrier": "YunExpress",
-                "currency": "USD",
-                "rates": {
-                    "US": {
-                        "first_weight_grams": 500,
-                        "first_price": "5.00",
-                        "step_weight_grams": 500,
-                        "step_price": "2.00",
-                    }
-                },
-                "delivery_days_min": 7,
-                "delivery_days_max": 12,
-                "max_weight_grams": 20000,
-            },
+            json=demo.shipping_method(f"YunExpress Chaos {self.run_id}"),
         )
         variant = await client.ok(
             "orders",

@@ -114,6 +114,28 @@ def shopify_headers(
 SHOPIFY_EMULATOR = "http://127.0.0.1:8101"
 
 
+def shipping_method(
+    name: str,
+    *,
+    carrier: str = "YunExpress",
+    countries: tuple[str, ...] = ("US",),
+    first_price: str = "5.00",
+    step_price: str = "2.00",
+) -> dict:
+    """A shipping method as ops create it (POST /v1/shipping-methods): the first 500 g, then each 500 g more,
+    7 to 12 days, up to 20 kg."""
+    rate = {"first_weight_grams": 500, "first_price": first_price, "step_weight_grams": 500, "step_price": step_price}
+    return {
+        "name": name,
+        "carrier": carrier,
+        "currency": "USD",
+        "rates": dict.fromkeys(countries, rate),
+        "delivery_days_min": 7,
+        "delivery_days_max": 12,
+        "max_weight_grams": 20000,
+    }
+
+
 def seed(stack) -> None:
     """Idempotent: a second run finds everything in place."""
     with httpx.Client(timeout=10) as http:
@@ -185,23 +207,12 @@ def seed(stack) -> None:
                     "checkout",
                     "/v1/shipping-methods",
                     role="ops",
-                    json={
-                        "name": SHIPPING_METHOD,
-                        "carrier": "YunExpress",
-                        "currency": "USD",
-                        "rates": {
-                            c: {
-                                "first_weight_grams": 500,
-                                "first_price": "4.90",
-                                "step_weight_grams": 500,
-                                "step_price": "1.80",
-                            }
-                            for c in ("US", "BR", "DE", "FR", "GB", "PT")
-                        },
-                        "delivery_days_min": 7,
-                        "delivery_days_max": 12,
-                        "max_weight_grams": 20000,
-                    },
+                    json=shipping_method(
+                        SHIPPING_METHOD,
+                        countries=("US", "BR", "DE", "FR", "GB", "PT"),
+                        first_price="4.90",
+                        step_price="1.80",
+                    ),
                 )
                 .raise_for_status()
                 .json()

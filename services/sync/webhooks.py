@@ -25,6 +25,7 @@ from services.sync.adapters.secrets import SecretBox
 from services.sync.adapters.tables import stores, webhook_deliveries
 from services.sync.domain import woocommerce
 from services.sync.domain.parsing import UnusableOrder
+from services.sync.handlers import Ingested
 from shared.db import unavailable
 from shared.errors import Unauthorized, Unprocessable
 from shared.logging import correlation_id, get_logger
@@ -40,12 +41,6 @@ WOOCOMMERCE_ORDER_TOPICS = ("order.created", "order.updated", "order.deleted")
 
 class MalformedBody(Unprocessable):
     status, title = 400, "Malformed body"
-
-
-@dataclass(frozen=True)
-class Received:
-    outcome: str
-    order_id: str | None = None
 
 
 @dataclass
@@ -73,24 +68,28 @@ class Webhooks:
     def _signed(self, store: Row, body: bytes, signature: str | None) -> bool:
         return valid_base64_hmac(self.box.open(store.webhook_secret), body, signature)
 
-    async def _accept(self, store: Row, key: str, topic: str, data: dict, body: bytes, *, cancelled: bool) -> Received:
+    async def _keep(self, rejected: handlers.RejectedPayload, body: bytes) -> None:
+        """A payload we cannot use is kept, in a transaction of its own, for the merchant and ops to see."""
+        async with self.engine.begin() as conn:
+            await handlers.record_rejected_payload(conn, rejected, body)
+
+    async def _accept(self, store: Row, key: str, topic: str, data: dict, body: bytes, *, cancelled: bool) -> Ingested:
         try:
             change = handlers.read_store_order(store, data, topic, cancelled=cancelled)
         except handlers.RejectedPayload as rejected:
-            async with self.engine.begin() as conn:
-                await handlers.record_rejected_payload(conn, rejected, body)
+            await self._keep(rejected, body)
             raise
         # The request's correlation id goes with the delivery, so the events it leads to carry it.
         payload = {**handlers.change_to_json(change), "correlation_id": correlation_id()}
         delivery = Delivery(store.id, key, topic, change.external_order_id, payload)
         accepted = await self.inbox.accept(delivery)
-        return Received(
+        return Ingested(
             "accepted" if accepted else "duplicate", handlers.order_id_for(store.id, delivery.external_order_id)
         )
 
     async def receive_shopify(
         self, *, shop_domain: str | None, topic: str | None, webhook_id: str | None, signature: str | None, body: bytes
-    ) -> Received:
+    ) -> Ingested:
         if not shop_domain:
             raise Unauthorized("X-Shopify-Shop-Domain is missing")
         store = await self._verified("shopify", shop_domain.lower(), body, signature)
@@ -101,28 +100,27 @@ class Webhooks:
             async with self.engine.begin() as conn:
                 await handlers.mark_disconnected(conn, store.id, "the app was uninstalled from the store")
             self.directory.forget(store.id, store.shop_domain)
-            return Received("store disconnected")
+            return Ingested("store disconnected")
         if topic not in SHOPIFY_ORDER_TOPICS:
-            return Received(f"ignored topic {topic}")
+            return Ingested(f"ignored topic {topic}")
         return await self._accept(store, webhook_id, topic, data, body, cancelled=topic == "orders/cancelled")
 
     async def receive_woocommerce(
         self, *, store_id: str, topic: str | None, signature: str | None, body: bytes
-    ) -> Received:
+    ) -> Ingested:
         if signature is None and body.startswith(b"webhook_id="):
             found = await self.directory.find("woocommerce", store_id)
             if found is not None and found.status != "removed":
-                return Received("ping")  # WooCommerce's unsigned creation ping: a webhook not answered 200 is disabled
+                return Ingested("ping")  # WooCommerce's unsigned creation ping: a webhook not answered 200 is disabled
         store = await self._verified("woocommerce", store_id, body, signature)
         if topic not in WOOCOMMERCE_ORDER_TOPICS:
-            return Received(f"ignored topic {topic}")
+            return Ingested(f"ignored topic {topic}")
         data = _json_object(body)
         try:
             key = woocommerce.delivery_key(data, topic)
         except UnusableOrder as exc:
             rejected = handlers.RejectedPayload(store, topic, exc)
-            async with self.engine.begin() as conn:
-                await handlers.record_rejected_payload(conn, rejected, body)
+            await self._keep(rejected, body)
             raise rejected from exc
         return await self._accept(store, key, topic, data, body, cancelled=topic == "order.deleted")
 

@@ -137,22 +137,7 @@ def build_merchant_a(client: Recorder, closed_url: str) -> dict[str, str]:
             "checkout",
             "/v1/shipping-methods",
             role="ops",
-            json={
-                "name": f"Walk Express {A}",
-                "carrier": "YunExpress",
-                "currency": "USD",
-                "rates": {
-                    "US": {
-                        "first_weight_grams": 500,
-                        "first_price": "5.00",
-                        "step_weight_grams": 500,
-                        "step_price": "2.00",
-                    }
-                },
-                "delivery_days_min": 7,
-                "delivery_days_max": 12,
-                "max_weight_grams": 20000,
-            },
+            json=demo.shipping_method(f"Walk Express {A}"),
         )
     )["id"]
     created(client.a("PUT", "checkout", "/v1/shipping-settings", json={"default_method_id": ids["method"]}), 200)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from services.sync.api.schemas import WebhookAccepted
-from services.sync.webhooks import Received
+from services.sync.handlers import Ingested
 from shared.http import PROBLEM_RESPONSES
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
@@ -52,7 +52,7 @@ async def woocommerce_webhook(store_id: str, request: Request) -> Response:
     return _answer(received)
 
 
-def _answer(received: Received) -> Response:
+def _answer(received: Ingested) -> Response:
     """The answer as bytes: a Response is passed through, where a model would be validated and encoded again."""
     body = WebhookAccepted(outcome=received.outcome, order_id=received.order_id).model_dump_json()
     return Response(body, media_type="application/json")
