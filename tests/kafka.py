@@ -7,6 +7,8 @@ import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from shared.messaging.kafka import by_key
+
 
 async def read_topic(bootstrap: str, topic: str, *, until: int, timeout: float = 20) -> list[ConsumerRecord]:
     """Every record of a topic from the beginning, once at least `until` are there (or the timeout passed)."""
@@ -36,7 +38,7 @@ async def read_topic(bootstrap: str, topic: str, *, until: int, timeout: float =
 
 
 async def produce(bootstrap: str, topic: str, *messages: tuple[bytes | None, bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, partitioner=by_key)
     await producer.start()
     try:
         for key, value in messages:

@@ -35,6 +35,7 @@ from services.orders.settings import OrdersSettings
 from shared import topics
 from shared.auth import mint_token
 from shared.events import Address, OrderSynced, OrderSyncedPayload, StoreOrder, StoreOrderLine
+from shared.messaging.kafka import by_key
 from shared.migrations import upgrade
 from shared.money import Money
 from shared.settings import ServiceSettings
@@ -175,7 +176,7 @@ async def consumer_throughput(settings: ServiceSettings, dsn: str, n: int) -> tu
     run = uuid.uuid4().hex[:8]
     events = [synced(i, run) for i in range(n)]
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, linger_ms=5
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, linger_ms=5, partitioner=by_key
     )
     await producer.start()
     conn = await asyncpg.connect(dsn)

@@ -7,7 +7,8 @@ from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import Update, func, insert, select, update
+from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,6 +34,7 @@ from services.checkout.domain import ledger
 from services.checkout.domain.pricing import price
 from services.checkout.domain.shipping import Unavailable, parcel_of, quote
 from services.checkout.settings import get_settings
+from shared.db import records
 from shared.errors import Conflict, NotFound, PaymentRequired, ProblemError, Unprocessable
 from shared.events import (
     OrderPaid,
@@ -82,25 +84,36 @@ async def on_orders_ready(conn: AsyncConnection, events: list[OrderReadyForCheck
             "currency": e.payload.currency,
             "order": e.payload.model_dump(mode="json"),
         }
-        for _, e in sorted(latest.items())  # rows are locked in order_id order, as checkouts lock them
+        for e in latest.values()
     ]
-    statement = pg_insert(payable_orders)
-    await conn.execute(
-        # one prepared statement run for every row (a VALUES list would be compiled anew for every batch size)
-        statement.on_conflict_do_update(
-            index_elements=[payable_orders.c.order_id],
-            set_={name: statement.excluded[name] for name in rows[0] if name != "order_id"},
-            # a paid order's snapshot never changes; one being paid by card keeps its state until the provider answers
-            # (two comparisons, not NOT IN: an expanding IN cannot run as one statement for many rows)
-            where=(payable_orders.c.status != "paid") & (payable_orders.c.status != "paying"),
-        ),
-        rows,
+    opened = (await conn.execute(_UPSERT_READY, {"records": rows})).scalars().all()
+    # the rules run on the payloads in hand, for the orders the upsert left open (locked by it): not those paid or
+    # being paid, which it skipped
+    by_merchant: dict[str, list[tuple[str, PayableOrderPayload]]] = defaultdict(list)
+    for order_id in opened:
+        e = latest[order_id]
+        by_merchant[e.merchant_id].append((order_id, e.payload))
+    for merchant_id, orders in sorted(by_merchant.items()):
+        await shipping_handlers.choose(conn, merchant_id, orders)
+
+
+def _upsert_ready() -> Insert:
+    """All the rows in one execution of one prepared statement, inserted in order_id order: they are locked in the
+    order checkouts lock them. A paid order's snapshot never changes; one being paid by card keeps its state until
+    the provider answers. Returns the orders now open."""
+    ready = records(payable_orders)
+    columns = ("order_id", "merchant_id", "status", "status_reason", "currency", "order")
+    statement = pg_insert(payable_orders).from_select(
+        columns, select(*(ready.c[name] for name in columns)).order_by(ready.c.order_id)
     )
-    by_merchant: dict[str, list[str]] = defaultdict(list)
-    for e in latest.values():
-        by_merchant[e.merchant_id].append(e.order_id)
-    for merchant_id, order_ids in sorted(by_merchant.items()):
-        await shipping_handlers.apply_rules(conn, merchant_id, order_ids)
+    return statement.on_conflict_do_update(
+        index_elements=[payable_orders.c.order_id],
+        set_={name: statement.excluded[name] for name in columns if name != "order_id"},
+        where=payable_orders.c.status.not_in(("paid", "paying")),
+    ).returning(payable_orders.c.order_id)
+
+
+_UPSERT_READY = _upsert_ready()
 
 
 async def on_order_statuses_changed(conn: AsyncConnection, events: list[OrderStatusChanged]) -> None:
@@ -111,17 +124,31 @@ async def on_order_statuses_changed(conn: AsyncConnection, events: list[OrderSta
     for e in events:
         if e.payload.to_status in LEFT_TO_ORDER:
             reasons.setdefault(e.order_id, f"the order is {e.payload.to_status}")
-    if not reasons:
-        return
-    await conn.execute(
-        update(payable_orders)
-        # (comparisons, not IN: an expanding IN cannot run as one statement for many rows)
-        .where(
-            payable_orders.c.order_id == bindparam("b_order_id"), or_(*(payable_orders.c.status == s for s in PAYABLE))
-        )
-        .values(status="unavailable", status_reason=bindparam("b_reason")),
-        [{"b_order_id": order_id, "b_reason": reason} for order_id, reason in sorted(reasons.items())],
+    if reasons:
+        rows = [{"order_id": order_id, "status_reason": reason} for order_id, reason in reasons.items()]
+        await conn.execute(_MAKE_UNAVAILABLE, {"records": rows})
+
+
+def _make_unavailable() -> Update:
+    """The payable ones of the rows given (order_id, status_reason) made unavailable, in one statement. They are
+    locked first in order_id order, as checkouts lock them: the update itself may visit them in any order."""
+    left = records(payable_orders)
+    locked = (
+        select(payable_orders.c.order_id, left.c.status_reason)
+        .join_from(payable_orders, left, payable_orders.c.order_id == left.c.order_id)
+        .where(payable_orders.c.status.in_(PAYABLE))
+        .order_by(payable_orders.c.order_id)
+        .with_for_update(of=payable_orders)
+        .subquery("locked")
     )
+    return (
+        update(payable_orders)
+        .where(payable_orders.c.order_id == locked.c.order_id)
+        .values(status="unavailable", status_reason=locked.c.status_reason)
+    )
+
+
+_MAKE_UNAVAILABLE = _make_unavailable()
 
 
 async def on_order_events(conn: AsyncConnection, events: list[OrderReadyForCheckout | OrderStatusChanged]) -> None:

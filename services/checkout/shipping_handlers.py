@@ -51,26 +51,35 @@ async def load(conn: AsyncConnection, merchant_id: str) -> Shipping:
     )
 
 
-async def apply_rules(conn: AsyncConnection, merchant_id: str, order_ids: list[str] | None = None) -> list[Selection]:
-    """Choose the method of the merchant's open orders (all of them, or those given) and record why."""
-    query = select(payable_orders.c.order_id, payable_orders.c.order).where(
-        payable_orders.c.merchant_id == merchant_id, payable_orders.c.status.in_(OPEN)
-    )
-    if order_ids is not None:
-        query = query.where(payable_orders.c.order_id.in_(order_ids))
-    # locked here, in order_id order as checkouts lock them: the update below may visit them in any order
-    rows = (await conn.execute(query.order_by(payable_orders.c.order_id).with_for_update())).all()
-    if not rows:
+async def apply_rules(conn: AsyncConnection, merchant_id: str) -> list[Selection]:
+    """Choose the method of all the merchant's open orders again and record why."""
+    rows = (
+        await conn.execute(
+            select(payable_orders.c.order_id, payable_orders.c.order)
+            .where(payable_orders.c.merchant_id == merchant_id, payable_orders.c.status.in_(OPEN))
+            # locked here, in order_id order as checkouts lock them: the update in `choose` may visit them in any order
+            .order_by(payable_orders.c.order_id)
+            .with_for_update()
+        )
+    ).all()
+    return await choose(conn, merchant_id, [(r.order_id, PayableOrderPayload.model_validate(r.order)) for r in rows])
+
+
+async def choose(
+    conn: AsyncConnection, merchant_id: str, orders: list[tuple[str, PayableOrderPayload]]
+) -> list[Selection]:
+    """Choose the method of the merchant's open orders given (order id, order), already locked, and record why."""
+    if not orders:
         return []
     shipping = await load(conn, merchant_id)
-    selections = [shipping.select(PayableOrderPayload.model_validate(r.order)) for r in rows]
+    selections = [shipping.select(order) for _, order in orders]
     # one statement for all of them, as arrays: a re-run over every open order is not bounded by the bind limit
     chosen = (
         func.unnest(
             *(
                 bindparam(None, array, type_=ARRAY(Text))
                 for array in (
-                    [r.order_id for r in rows],
+                    [order_id for order_id, _ in orders],
                     [s.method_id for s in selections],
                     [s.rule_id for s in selections],
                     [s.reason for s in selections],

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import Text, any_, bindparam, cast, insert, select, text, update
+from sqlalchemy import Text, Update, any_, cast, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
@@ -27,6 +27,7 @@ from services.sync.domain import shopify, woocommerce
 from services.sync.domain.parsing import Cancellation, UnusableOrder, parse_time
 from services.sync.domain.store_settings import StoreSettings, skip_reason
 from shared.clock import utcnow
+from shared.db import insert_records, records
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events import (
     IntegrationEvent,
@@ -273,7 +274,8 @@ async def record_store_orders(
             ).where(store_orders.c.order_id == any_(cast(wanted_ids, ARRAY(Text))))
         )
     }
-    settings = {store.id: StoreSettings.model_validate(store.settings) for store, _ in changes}
+    stores_of = {store.id: store for store, _ in changes}  # read each store's settings once, not once per change
+    settings = {store_id: StoreSettings.model_validate(store.settings) for store_id, store in stores_of.items()}
     events: list[IntegrationEvent] = []
     results = []
     for i, ((store, change), order_id) in enumerate(zip(changes, wanted_ids, strict=True)):
@@ -289,47 +291,50 @@ async def record_store_orders(
     return results
 
 
+def _update_versions() -> Update:
+    """Newer versions of held store orders, given as {"records": [row dicts]}: one statement for any number."""
+    version = records(store_orders)
+    return (
+        update(store_orders)
+        .where(store_orders.c.order_id == version.c.order_id)
+        .values({name: version.c[name] for name in ("store_updated_at", "synced", "financial_status", "payload")})
+    )
+
+
+# Built once: one prepared statement each, whatever the batch size (an executemany runs once per row).
+_INSERT_NEW = insert_records(
+    store_orders,
+    "order_id",
+    "store_id",
+    "external_order_id",
+    "store_updated_at",
+    "synced",
+    "financial_status",
+    "payload",
+)
+_UPDATE_VERSIONS = _update_versions()
+
+
 async def _write(conn: AsyncConnection, held: Iterable[_Held]) -> None:
     """One statement per kind of write: new store orders, newer versions, cancellations of held versions."""
     new, versions, cancelled = [], [], []
     for h in held:
-        if h.new:
-            new.append(
-                {
-                    "order_id": h.order_id,
-                    "store_id": h.store_id,
-                    "external_order_id": h.external_order_id,
-                    "store_updated_at": h.store_updated_at,
-                    "synced": h.synced,
-                    **(h.version or {}),
-                }
-            )
-        elif h.version is not None:
-            versions.append(
-                {
-                    "b_order_id": h.order_id,
-                    "b_at": h.store_updated_at,
-                    "b_synced": h.synced,
-                    "b_status": h.version["financial_status"],
-                    "b_payload": h.version["payload"],
-                }
-            )
+        if h.version is not None:
+            row = {
+                "order_id": h.order_id,
+                "store_id": h.store_id,
+                "external_order_id": h.external_order_id,
+                "store_updated_at": h.store_updated_at,
+                "synced": h.synced,
+                **h.version,
+            }
+            (new if h.new else versions).append(row)
         elif h.cancelled:
             cancelled.append(h.order_id)
     if new:
-        await conn.execute(insert(store_orders), new)
+        await conn.execute(_INSERT_NEW, {"records": new})
     if versions:
-        await conn.execute(
-            update(store_orders)
-            .where(store_orders.c.order_id == bindparam("b_order_id"))
-            .values(
-                store_updated_at=bindparam("b_at"),
-                synced=bindparam("b_synced"),
-                financial_status=bindparam("b_status"),
-                payload=bindparam("b_payload"),
-            ),
-            versions,
-        )
+        await conn.execute(_UPDATE_VERSIONS, {"records": versions})
     if cancelled:
         await conn.execute(
             update(store_orders)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from dataclasses import dataclass, field
 
+import orjson
 from fastapi import FastAPI
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Text, Update, any_, cast, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,7 +27,7 @@ from services.sync.adapters.tables import stores, webhook_deliveries
 from services.sync.domain import woocommerce
 from services.sync.domain.parsing import UnusableOrder
 from services.sync.handlers import Ingested
-from shared.db import unavailable
+from shared.db import records, unavailable
 from shared.errors import Unauthorized, Unprocessable
 from shared.logging import correlation_id, get_logger
 from shared.signatures import valid_base64_hmac
@@ -127,8 +128,8 @@ class Webhooks:
 
 def _json_object(body: bytes) -> dict:
     try:
-        data = json.loads(body)
-    except ValueError as exc:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise MalformedBody("the body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise MalformedBody("the body must be a JSON object")
@@ -173,7 +174,9 @@ async def _claim(conn: AsyncConnection, limit: int) -> list[Row]:
 async def _apply(conn: AsyncConnection, waiting: list[Row]) -> None:
     if not waiting:
         return
-    found = {s.id: s for s in await conn.execute(select(stores).where(stores.c.id.in_({w.store_id for w in waiting})))}
+    # An array, not an IN list: one statement text whatever the number of stores.
+    in_batch = stores.c.id == any_(cast(list({w.store_id for w in waiting}), ARRAY(Text)))
+    found = {s.id: s for s in await conn.execute(select(stores).where(in_batch))}
     live = [w for w in waiting if found[w.store_id].status != "removed"]
     results = await handlers.record_store_orders(
         conn,
@@ -183,23 +186,39 @@ async def _apply(conn: AsyncConnection, waiting: list[Row]) -> None:
     await _mark(conn, waiting, {(w.store_id, w.delivery_key): r.outcome for w, r in zip(live, results, strict=True)})
 
 
-async def _mark(conn: AsyncConnection, waiting: list[Row], outcomes: dict, failed: str | None = None) -> None:
-    done = {"applied_at": func.now(), "outcome": bindparam("b_outcome")}
-    await conn.execute(
+def _marking(*, keep_payload: bool) -> Update:
+    """Each delivery's outcome, given as {"records": [{store_id, delivery_key, outcome}]}, in one statement. An
+    applied delivery's payload is dropped; a failed one keeps it for ops."""
+    marked = records(webhook_deliveries)
+    statement = (
         update(webhook_deliveries)
         .where(
-            webhook_deliveries.c.store_id == bindparam("b_store"),
-            webhook_deliveries.c.delivery_key == bindparam("b_key"),
+            webhook_deliveries.c.store_id == marked.c.store_id,
+            webhook_deliveries.c.delivery_key == marked.c.delivery_key,
         )
-        .values(**done, **({} if failed else {"payload": None})),
-        [
-            {
-                "b_store": w.store_id,
-                "b_key": w.delivery_key,
-                "b_outcome": failed or outcomes.get((w.store_id, w.delivery_key), "ignored: the store was removed"),
-            }
-            for w in waiting
-        ],
+        .values(outcome=marked.c.outcome, applied_at=func.now())
+    )
+    return statement if keep_payload else statement.values(payload=None)
+
+
+# Built once: one prepared statement each, whatever the batch size (an executemany runs once per delivery).
+_MARK_APPLIED = _marking(keep_payload=False)
+_MARK_FAILED = _marking(keep_payload=True)
+
+
+async def _mark(conn: AsyncConnection, waiting: list[Row], outcomes: dict, failed: str | None = None) -> None:
+    await conn.execute(
+        _MARK_FAILED if failed else _MARK_APPLIED,
+        {
+            "records": [
+                {
+                    "store_id": w.store_id,
+                    "delivery_key": w.delivery_key,
+                    "outcome": failed or outcomes.get((w.store_id, w.delivery_key), "ignored: the store was removed"),
+                }
+                for w in waiting
+            ]
+        },
     )
 
 

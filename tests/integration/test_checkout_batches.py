@@ -168,8 +168,11 @@ async def test_a_batch_of_ready_orders_ends_as_one_by_one(engine):
     tag = uuid.uuid4().hex[:8]
     ids = await seed_shipping(engine, tag)
     a, b = ids["a"], ids["b"]
-    o = {name: f"{name}-{tag}" for name in ("light", "heavy", "twice", "fr", "de", "paid", "revived")}
+    names = ("light", "heavy", "twice", "fr", "de", "paid", "paying", "failed", "revived")
+    o = {name: f"{name}-{tag}" for name in names}
     await seed_row(engine, a, o["paid"], "paid")
+    await seed_row(engine, b, o["paying"], "paying")
+    await seed_row(engine, b, o["failed"], "pending", "payment failed: declined")
     await seed_row(engine, b, o["revived"], "unavailable", "the order is quoting")
     events = [
         ready(a, o["light"], payable("#light")),
@@ -177,6 +180,8 @@ async def test_a_batch_of_ready_orders_ends_as_one_by_one(engine):
         ready(b, o["fr"], payable("#fr", country="FR")),
         ready(a, o["heavy"], payable("#heavy", grams=1200)),
         ready(a, o["paid"], payable("#paid-again")),
+        ready(b, o["paying"], payable("#paying-again", country="FR")),  # skipped: no rules run on it either
+        ready(b, o["failed"], payable("#failed-again", country="FR")),
         ready(b, o["de"], payable("#de")),
         ready(a, o["twice"], payable("#twice-2", grams=1500)),  # the later content must win
         ready(b, o["revived"], payable("#revived", country="FR")),
@@ -194,9 +199,12 @@ async def test_a_batch_of_ready_orders_ends_as_one_by_one(engine):
         "fr": ("to_order", "#fr", ids["france"]),
         "de": ("to_order", "#de", ids["express"]),
         "paid": ("paid", "#before", None),
+        "paying": ("paying", "#before", None),
+        "failed": ("to_order", "#failed-again", ids["france"]),
         "revived": ("to_order", "#revived", ids["france"]),
     }
     assert batched[o["revived"]]["status_reason"] is None
+    assert batched[o["failed"]]["status_reason"] is None
     # the batch's statements do not grow with its orders: as many as for one order of each merchant
     _, two_orders = await outcome(engine, [], in_runs([events[0], events[2]]))
     assert statements == two_orders

@@ -1,6 +1,6 @@
 """OrderSynced events applied as one batch (the consumer's fast path) leave the same rows and the same events out as
 the same events applied one by one (its slow path: batches of one); a batch of new orders takes a few statements
-whatever its size."""
+whatever its size, the same statements."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from services.orders import handlers
+from services.orders.adapters import repository
 from services.orders.adapters.tables import (
     order_count_changes,
     order_timeline,
@@ -21,6 +22,7 @@ from services.orders.adapters.tables import (
     product_connections,
 )
 from services.orders.consumers import HANDLERS
+from services.orders.domain.order import Status
 from shared.events import Address, OrderSynced, OrderSyncedPayload, StoreOrder, StoreOrderLine
 from shared.money import Money
 
@@ -93,7 +95,7 @@ async def scenario(engine, tag: str, catalog: dict[str, dict]) -> tuple[OrderSyn
 async def stored(engine, tag: str, events: list[OrderSynced]) -> dict[str, list[str]]:
     """The rows of one run, its tag and the ids made for it replaced, so that two runs compare equal."""
     order_ids = {e.order_id for e in events}
-    t, c, o, pc, pp = order_timeline, order_count_changes, outbox, product_connections, private_products
+    t, o, pc, pp = order_timeline, outbox, product_connections, private_products
 
     def normal(row: object) -> str:
         text = json.dumps(row, default=str, sort_keys=True).replace(tag, "TAG")
@@ -116,9 +118,9 @@ async def stored(engine, tag: str, events: list[OrderSynced]) -> dict[str, list[
                 normal([r.order_id, r.kind, r.detail, r.actor])
                 for r in await conn.execute(select(t).where(t.c.order_id.in_(order_ids)).order_by(t.c.id))
             ],
-            "counts": [
-                normal([r.merchant_id, r.status, r.delta])
-                for r in await conn.execute(select(c).where(c.c.merchant_id.like(f"%-{tag}")).order_by(c.c.id))
+            "counts": [  # the tabs' counts, not the change rows: a batch sums its changes per merchant and tab
+                normal({s.value: n for s, n in (await repository.counts(conn, merchant)).items() if n})
+                for merchant in (f"m-a-{tag}", f"m-b-{tag}")
             ],
             "outbox": [
                 normal([r.topic, r.key, fresh(r.value)])
@@ -166,20 +168,42 @@ async def test_a_batch_gives_what_its_events_give_one_by_one(engine_for):
         "TAG-b1": "quoting",
         "TAG-b2": "to_order",
     }
+    assert batched["counts"] == [
+        json.dumps({"quoting": 1, "to_order": 1}),  # a2; a1
+        json.dumps({"quoting": 2, "to_order": 1}),  # b0, b1; b2
+    ]
     assert len(batched["connections"]) == 3  # B's own, and A's p3/v3 and p5 once, though two orders hold them
     assert len(batched["outbox"]) == 4 * 3 + 3  # b0, a1, b1, b2 reach To Order; a2 and two updates: 1 each
 
 
-async def test_a_batch_of_new_orders_takes_as_many_statements_as_one(engine_for):
+async def test_a_batch_of_new_orders_takes_the_same_statements_as_one(engine_for):
+    """The same statement texts too, each prepared once whatever the batch size (an IN or VALUES list of the rows
+    would not be), products connected by SKU included."""
     engine = engine_for("orders")
+    async with engine.begin() as conn:
+        auto = await handlers.add_catalog_variant(
+            conn,
+            {"sku": f"auto-{uuid.uuid4().hex[:8]}", "title": "auto", "unit_cost": Decimal("1.50")}
+            | {"currency": "USD", "weight_grams": 100},
+        )
     statements: list[str] = []
     event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
 
-    async def statements_for(n: int) -> int:
-        run = uuid.uuid4().hex[:8]
+    async def statements_for(n: int) -> tuple[list[str], int]:
+        merchant = f"m-many-{uuid.uuid4().hex[:8]}"
+        async with engine.begin() as conn:
+            await handlers.set_merchant_settings(conn, merchant, True)
         statements.clear()
         async with engine.begin() as conn:
-            await handlers.on_orders_synced(conn, [synced("m-many", f"{run}-{i}", [line(i)]) for i in range(n)])
-        return len(statements)
+            batch = [synced(merchant, f"{merchant}-{i}", [line(i, auto["sku"])]) for i in range(n)]
+            await handlers.on_orders_synced(conn, batch)
+        ran = list(statements)
+        async with engine.connect() as conn:
+            c = order_count_changes
+            count_rows = await conn.scalar(select(func.count()).where(c.c.merchant_id == merchant))
+            assert await repository.counts(conn, merchant) == {s: n if s == Status.TO_ORDER else 0 for s in Status}
+        return ran, count_rows
 
-    assert await statements_for(1) == await statements_for(50)
+    (one, _), (fifty, count_rows) = await statements_for(1), await statements_for(50)
+    assert one == fifty
+    assert count_rows == 1  # the 50 orders' tab-count changes summed into one row

@@ -11,8 +11,9 @@ from collections import Counter
 
 import httpx
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 
+from services.sync.adapters.inbox import StoreDirectory
 from services.sync.adapters.tables import store_orders, webhook_deliveries
 from services.sync.app import app as sync_app
 from services.sync.domain import shopify
@@ -322,3 +323,24 @@ async def test_accepted_deliveries_survive_a_crash_before_they_are_applied_and_o
 
 def _normalised(store_id: str, order: dict) -> dict:
     return shopify.normalise(store_id, order).model_dump(mode="json")
+
+
+async def test_webhooks_in_flight_when_the_store_entry_expires_share_one_read(sync, engine_for):
+    """Each request reading the store on its own took a connection apiece, past the pool, for the same row."""
+    merchant = f"m-{uuid.uuid4().hex[:8]}"
+    shop = new_shop()
+    store = await connect(sync, merchant, shop)
+    engine = engine_for("sync")
+    reads: list[str] = []
+    listen = lambda *args: reads.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    event.listen(engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        directory = StoreDirectory(engine)
+        found = await asyncio.gather(*(directory.find("shopify", shop.shop) for _ in range(50)))
+        assert {row.id for row in found} == {store["id"]} and len(reads) == 1
+        await directory.find("shopify", shop.shop)  # cached
+        assert len(reads) == 1
+        await directory.find("shopify", shop.shop, fresh=True)  # a signature mismatch reads again
+        assert len(reads) == 2
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", listen)

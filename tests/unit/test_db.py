@@ -1,9 +1,11 @@
 """What counts as the database being away (retried, 503) rather than the work failing (dead-lettered, 4xx/500)."""
 
+from decimal import Decimal
+
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from shared.db import unavailable
+from shared.db import _json_text, unavailable
 
 
 class DriverError(Exception):
@@ -29,3 +31,10 @@ def test_server_restarts_count_as_the_database_away(sqlstate, away):
 def test_network_errors_count_as_the_database_away():
     assert unavailable(ConnectionRefusedError()) and unavailable(TimeoutError())
     assert not unavailable(ValueError("bad input"))
+
+
+def test_json_columns_keep_decimals_exact():
+    """Rows given to `records` travel as JSON: an amount must arrive as written, not as a binary float."""
+    assert _json_text({"amount": Decimal("19.90"), "n": 1}) == '{"amount":"19.90","n":1}'
+    with pytest.raises(TypeError):
+        _json_text({"what": object()})

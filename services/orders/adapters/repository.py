@@ -16,7 +16,6 @@ from sqlalchemy import (
     and_,
     any_,
     func,
-    insert,
     literal,
     select,
     text,
@@ -25,7 +24,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import TableValuedAlias
 
@@ -52,6 +50,7 @@ from services.orders.domain.order import (
     Shipment,
     Status,
 )
+from shared.db import insert_records
 from shared.events import Address, ShippingChoice, StoreOrderLine
 from shared.money import Money
 
@@ -235,9 +234,10 @@ async def lock_existing(conn: AsyncConnection, order_ids: Iterable[str]) -> set[
 
 
 async def add(conn: AsyncConnection, added: list[Order]) -> None:
-    """Insert new orders with one statement per table, however many: one prepared INSERT that asyncpg runs for
-    every row in one round trip (a VALUES list of the rows would be compiled anew for every batch)."""
-    await conn.execute(insert(orders), [{"id": order.id, **_values(order)} for order in added])
+    """Insert new orders with one statement per table, however many: each runs once with all the rows as one JSON
+    parameter (an executemany runs once per row; a VALUES list would be compiled anew for every batch size)."""
+    rows = [{"id": order.id, **_values(order)} for order in added]
+    await conn.execute(insert_records(orders, *rows[0]), {"records": rows})
     await _count_moves(conn, [(order.merchant_id, None, order.status) for order in added])
     await _write_cases(conn, added)
     await _write_timeline(conn, added)
@@ -263,15 +263,17 @@ CountMove = tuple[str, Status | None, Status]
 
 
 async def _count_moves(conn: AsyncConnection, moves: list[CountMove]) -> None:
-    """Record the tab-count changes in this transaction, as insert-only rows (see order_count_changes)."""
-    rows = [
-        {"merchant_id": merchant_id, "status": status, "delta": delta}
-        for merchant_id, before, after in moves
-        if before != after
-        for status, delta in {after.value: 1, **({before.value: -1} if before is not None else {})}.items()
-    ]
+    """Record the tab-count changes in this transaction, as insert-only rows (see order_count_changes). Counts and
+    the fold only add deltas up, so the moves are summed per merchant and tab first: 100 new orders, one row."""
+    deltas: dict[tuple[str, str], int] = defaultdict(int)
+    for merchant_id, before, after in moves:
+        if before != after:
+            deltas[(merchant_id, after.value)] += 1
+            if before is not None:
+                deltas[(merchant_id, before.value)] -= 1
+    rows = [{"merchant_id": m, "status": s, "delta": d} for (m, s), d in deltas.items() if d]
     if rows:
-        await conn.execute(insert(order_count_changes), rows)
+        await conn.execute(insert_records(order_count_changes, "merchant_id", "status", "delta"), {"records": rows})
 
 
 async def counts(conn: AsyncConnection, merchant_id: str) -> dict[Status, int]:
@@ -330,7 +332,7 @@ async def _write_cases(conn: AsyncConnection, written: list[Order]) -> None:
     ]
     if not rows:
         return
-    statement = pg_insert(c).values(rows)
+    statement = insert_records(c, *rows[0])
     changing = ("state", "rejection_reason", "failure_reason", "shipment")
     await conn.execute(
         statement.on_conflict_do_update(
@@ -339,7 +341,8 @@ async def _write_cases(conn: AsyncConnection, written: list[Order]) -> None:
             where=tuple_(*(c.c[k] for k in changing)).is_distinct_from(
                 tuple_(*(statement.excluded[k] for k in changing))
             ),
-        )
+        ),
+        {"records": rows},
     )
 
 
@@ -349,8 +352,8 @@ async def _write_timeline(conn: AsyncConnection, written: list[Order]) -> None:
         for order in written
         for c in order.changes
     ]
-    if rows:  # run row after row: the ids follow the orders' order, as they would one order at a time
-        await conn.execute(insert(order_timeline), rows)
+    if rows:  # jsonb_populate_recordset yields rows in array order: the ids follow the orders' order, as one by one
+        await conn.execute(insert_records(order_timeline, "order_id", "kind", "detail", "actor"), {"records": rows})
 
 
 async def packaging_for(conn: AsyncConnection, for_orders: list[Order]) -> list[list[PackagingItem]]:
@@ -505,21 +508,16 @@ async def auto_connect_by_sku(conn: AsyncConnection, for_orders: list[Order], co
         }
     if not made:
         return False
-    await conn.execute(
-        pg_insert(pc)
-        .values(
-            [
-                {
-                    "id": str(uuid.uuid4()),
-                    "merchant_id": merchant_id,
-                    "store_id": store_id,
-                    "external_product_id": product,
-                    "external_variant_id": variant,
-                    "catalog_variant_id": variant_id,
-                }
-                for (merchant_id, store_id, product, variant), variant_id in sorted(made.items())  # lock order
-            ]
-        )
-        .on_conflict_do_nothing()
-    )
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "merchant_id": merchant_id,
+            "store_id": store_id,
+            "external_product_id": product,
+            "external_variant_id": variant,
+            "catalog_variant_id": variant_id,
+        }
+        for (merchant_id, store_id, product, variant), variant_id in sorted(made.items())  # lock order
+    ]  # inserted in array order, as jsonb_populate_recordset yields them
+    await conn.execute(insert_records(pc, *rows[0]).on_conflict_do_nothing(), {"records": rows})
     return True

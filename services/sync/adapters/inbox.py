@@ -10,16 +10,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.sync.adapters.tables import stores, webhook_deliveries
+from shared.db import insert_records
 
 # How long a store read for a webhook is trusted. A removed store's deliveries within that time are accepted and
 # then ignored when applied; a new webhook secret is picked up at once (a mismatch reads the store again).
 STORE_CACHE_SECONDS = 10.0
 GROUP_COMMIT_MAX = 1000  # deliveries per inbox transaction
+
+# One prepared statement for any group size (a VALUES list is compiled and prepared anew for each). Returns the
+# deliveries inserted: one accepted before, or earlier in the same group, conflicts and is left out.
+_INSERT = (
+    insert_records(webhook_deliveries, "store_id", "delivery_key", "topic", "external_order_id", "payload")
+    .on_conflict_do_nothing()
+    .returning(webhook_deliveries.c.store_id, webhook_deliveries.c.delivery_key)
+)
 
 
 class StoreDirectory:
@@ -28,14 +36,28 @@ class StoreDirectory:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._held: dict[tuple[str, str], tuple[float, Row | None]] = {}
+        self._reading: dict[tuple[str, str], asyncio.Task[Row | None]] = {}
 
     async def find(self, platform: str, key: str, *, fresh: bool = False) -> Row | None:
         cached = self._held.get((platform, key))
         if cached is not None and not fresh and time.monotonic() - cached[0] < STORE_CACHE_SECONDS:
             return cached[1]
-        where = stores.c.shop_domain == key if platform == "shopify" else stores.c.id == key
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(select(stores).where(stores.c.platform == platform, where))).first()
+        # The webhooks in flight when the entry expires share one read: each reading on its own took a connection
+        # apiece, beyond the pool, for the same row.
+        reading = self._reading.get((platform, key))
+        if reading is None or fresh:
+            reading = asyncio.create_task(self._read(platform, key))
+            self._reading[(platform, key)] = reading
+        return await asyncio.shield(reading)  # a waiter that gives up does not cancel the others' read
+
+    async def _read(self, platform: str, key: str) -> Row | None:
+        try:
+            where = stores.c.shop_domain == key if platform == "shopify" else stores.c.id == key
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(select(stores).where(stores.c.platform == platform, where))).first()
+        finally:
+            if self._reading.get((platform, key)) is asyncio.current_task():
+                del self._reading[(platform, key)]
         if row is not None:  # unknown keys are not kept: anyone may send them
             self._held[(platform, key)] = (time.monotonic(), row)
         return row
@@ -77,26 +99,17 @@ class DeliveryInbox:
             group, self._waiting = self._waiting[:GROUP_COMMIT_MAX], self._waiting[GROUP_COMMIT_MAX:]
             try:
                 async with self._engine.begin() as conn:
-                    new = {
-                        tuple(row)
-                        for row in (
-                            await conn.execute(
-                                pg_insert(webhook_deliveries)
-                                .on_conflict_do_nothing()
-                                .returning(webhook_deliveries.c.store_id, webhook_deliveries.c.delivery_key),
-                                [
-                                    {
-                                        "store_id": d.store_id,
-                                        "delivery_key": d.delivery_key,
-                                        "topic": d.topic,
-                                        "external_order_id": d.external_order_id,
-                                        "payload": d.payload,
-                                    }
-                                    for d, _ in group
-                                ],
-                            )
-                        )
-                    }
+                    rows = [
+                        {
+                            "store_id": d.store_id,
+                            "delivery_key": d.delivery_key,
+                            "topic": d.topic,
+                            "external_order_id": d.external_order_id,
+                            "payload": d.payload,
+                        }
+                        for d, _ in group
+                    ]
+                    new = {tuple(row) for row in await conn.execute(_INSERT, {"records": rows})}
             except Exception as exc:  # nothing of the group was kept: each request answers with the error
                 for _, accepted in group:
                     if not accepted.done():
