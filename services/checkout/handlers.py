@@ -69,40 +69,49 @@ class BadGateway(ProblemError):
 
 
 async def on_orders_ready(conn: AsyncConnection, events: list[OrderReadyForCheckout]) -> None:
-    """Keep the orders payable, then let each merchant's shipping rules choose their methods. An order given twice
-    ends as its last event makes it, as one by one would: only that event is written (PostgreSQL cannot update a
-    row twice in one statement), and the rules run once on it."""
+    """Keep the orders payable, with the methods their merchants' shipping rules choose, in one statement. An order
+    given twice ends as its last event makes it, as one by one would: only that event is written (PostgreSQL cannot
+    update a row twice in one statement), and the rules run once on it."""
     latest = {e.order_id: e for e in events}
-    if not latest:
-        return
-    rows = [
-        {
-            "order_id": e.order_id,
-            "merchant_id": e.merchant_id,
-            "status": "to_order",
-            "status_reason": None,
-            "currency": e.payload.currency,
-            "order": e.payload.model_dump(mode="json"),
-        }
-        for e in latest.values()
-    ]
-    opened = (await conn.execute(_UPSERT_READY, {"records": rows})).scalars().all()
-    # the rules run on the payloads in hand, for the orders the upsert left open (locked by it): not those paid or
-    # being paid, which it skipped
-    by_merchant: dict[str, list[tuple[str, PayableOrderPayload]]] = defaultdict(list)
-    for order_id in opened:
-        e = latest[order_id]
-        by_merchant[e.merchant_id].append((order_id, e.payload))
-    for merchant_id, orders in sorted(by_merchant.items()):
-        await shipping_handlers.choose(conn, merchant_id, orders)
+    by_merchant: dict[str, list[OrderReadyForCheckout]] = defaultdict(list)
+    for e in latest.values():
+        by_merchant[e.merchant_id].append(e)
+    rows = []
+    for merchant_id, ready in by_merchant.items():
+        shipping = await shipping_handlers.load(conn, merchant_id)  # once per merchant, for all its orders
+        rows += [
+            {
+                "order_id": e.order_id,
+                "merchant_id": e.merchant_id,
+                "status": "to_order",
+                "status_reason": None,
+                "currency": e.payload.currency,
+                "order": e.payload.model_dump(mode="json"),
+                **shipping_handlers.chosen(shipping.select(e.payload)),
+            }
+            for e in ready
+        ]
+    if rows:
+        await conn.execute(_UPSERT_READY, {"records": rows})
 
 
 def _upsert_ready() -> Insert:
     """All the rows in one execution of one prepared statement, inserted in order_id order: they are locked in the
-    order checkouts lock them. A paid order's snapshot never changes; one being paid by card keeps its state until
-    the provider answers. Returns the orders now open."""
+    order checkouts lock them. A paid order's snapshot never changes; one being paid by card keeps its state (and
+    its method) until the provider answers."""
     ready = records(payable_orders)
-    columns = ("order_id", "merchant_id", "status", "status_reason", "currency", "order")
+    columns = (
+        "order_id",
+        "merchant_id",
+        "status",
+        "status_reason",
+        "currency",
+        "order",
+        "shipping_method_id",
+        "shipping_rule_id",
+        "shipping_reason",
+        "shipping_problem",
+    )
     statement = pg_insert(payable_orders).from_select(
         columns, select(*(ready.c[name] for name in columns)).order_by(ready.c.order_id)
     )
@@ -110,7 +119,7 @@ def _upsert_ready() -> Insert:
         index_elements=[payable_orders.c.order_id],
         set_={name: statement.excluded[name] for name in columns if name != "order_id"},
         where=payable_orders.c.status.not_in(("paid", "paying")),
-    ).returning(payable_orders.c.order_id)
+    )
 
 
 _UPSERT_READY = _upsert_ready()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Text, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Update, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.checkout.adapters import shipping_repo
@@ -13,6 +12,7 @@ from services.checkout.adapters.tables import payable_orders
 from services.checkout.domain.pricing import price
 from services.checkout.domain.rules import OrderFacts, Selection, ShippingRule, select_method
 from services.checkout.domain.shipping import Quote, ShippingMethod, Unavailable, parcel_of, quote_all
+from shared.db import records
 from shared.errors import NotFound
 from shared.events import PayableOrderPayload
 
@@ -51,55 +51,47 @@ async def load(conn: AsyncConnection, merchant_id: str) -> Shipping:
     )
 
 
+def chosen(selection: Selection) -> dict[str, str | None]:
+    """A selection as the payable_orders columns that record it."""
+    return {
+        "shipping_method_id": selection.method_id,
+        "shipping_rule_id": selection.rule_id,
+        "shipping_reason": selection.reason,
+        "shipping_problem": selection.problem,
+    }
+
+
+def _record_choices() -> Update:
+    """The choices given as {"records": [order_id and `chosen` columns]}: one statement for any number of orders."""
+    choice = records(payable_orders)
+    columns = ("shipping_method_id", "shipping_rule_id", "shipping_reason", "shipping_problem")
+    return (
+        update(payable_orders)
+        .where(payable_orders.c.order_id == choice.c.order_id)
+        .values({name: choice.c[name] for name in columns})
+    )
+
+
+_RECORD_CHOICES = _record_choices()
+
+
 async def apply_rules(conn: AsyncConnection, merchant_id: str) -> list[Selection]:
     """Choose the method of all the merchant's open orders again and record why."""
     rows = (
         await conn.execute(
             select(payable_orders.c.order_id, payable_orders.c.order)
             .where(payable_orders.c.merchant_id == merchant_id, payable_orders.c.status.in_(OPEN))
-            # locked here, in order_id order as checkouts lock them: the update in `choose` may visit them in any order
+            # locked here, in order_id order as checkouts lock them: the update may visit them in any order
             .order_by(payable_orders.c.order_id)
             .with_for_update()
         )
     ).all()
-    return await choose(conn, merchant_id, [(r.order_id, PayableOrderPayload.model_validate(r.order)) for r in rows])
-
-
-async def choose(
-    conn: AsyncConnection, merchant_id: str, orders: list[tuple[str, PayableOrderPayload]]
-) -> list[Selection]:
-    """Choose the method of the merchant's open orders given (order id, order), already locked, and record why."""
-    if not orders:
+    if not rows:
         return []
     shipping = await load(conn, merchant_id)
-    selections = [shipping.select(order) for _, order in orders]
-    # one statement for all of them, as arrays: a re-run over every open order is not bounded by the bind limit
-    chosen = (
-        func.unnest(
-            *(
-                bindparam(None, array, type_=ARRAY(Text))
-                for array in (
-                    [order_id for order_id, _ in orders],
-                    [s.method_id for s in selections],
-                    [s.rule_id for s in selections],
-                    [s.reason for s in selections],
-                    [s.problem for s in selections],
-                )
-            )
-        )
-        .table_valued("order_id", "method_id", "rule_id", "reason", "problem", name="chosen")
-        .render_derived()
-    )
-    await conn.execute(
-        update(payable_orders)
-        .where(payable_orders.c.order_id == chosen.c.order_id)
-        .values(
-            shipping_method_id=chosen.c.method_id,
-            shipping_rule_id=chosen.c.rule_id,
-            shipping_reason=chosen.c.reason,
-            shipping_problem=chosen.c.problem,
-        )
-    )
+    selections = [shipping.select(PayableOrderPayload.model_validate(r.order)) for r in rows]
+    choices = [{"order_id": r.order_id, **chosen(s)} for r, s in zip(rows, selections, strict=True)]
+    await conn.execute(_RECORD_CHOICES, {"records": choices})
     return selections
 
 

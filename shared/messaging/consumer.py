@@ -92,12 +92,13 @@ class EventConsumer:
                 await asyncio.sleep(self._linger)
                 for tp, later in (await self._consumer.getmany(timeout_ms=0, max_records=1000)).items():
                     batch.setdefault(tp, []).extend(later)
-            # Partitions are independent: handle them concurrently, each one in order; then one offset commit for
-            # them all (a request to the broker per partition would cost it more than the events do).
-            await asyncio.gather(*(self._handle_partition(msgs) for msgs in batch.values()))
+            # The partitions' messages one after the other, each partition's in order, in as few transactions as
+            # they fit (one per partition cost more than their events under load); then one offset commit for them
+            # all (a request to the broker per partition would cost it more than the events do).
+            await self._handle_messages([message for messages in batch.values() for message in messages])
             await self._commit({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
 
-    async def _handle_partition(self, messages: list[ConsumerRecord]) -> None:
+    async def _handle_messages(self, messages: list[ConsumerRecord]) -> None:
         position = 0
         while position < len(messages):
             applied, next_needs_care = await self._apply_batch(messages[position : position + self.BATCH])
@@ -107,8 +108,8 @@ class EventConsumer:
                 position += 1
 
     async def _apply_batch(self, messages: list[ConsumerRecord]) -> tuple[int, bool]:
-        """The fast path: consecutive messages of one partition in one transaction, deduplicated with one
-        statement. Returns how many were applied and whether the message after them needs the slow path."""
+        """The fast path: consecutive messages in one transaction, deduplicated with one statement. Returns how many
+        were applied and whether the message after them needs the slow path."""
         events: list[IntegrationEvent | None] = []  # None: a type this service does not handle, not parsed
         for message in messages:
             if not self._may_handle(message.value):
