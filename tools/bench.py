@@ -153,6 +153,8 @@ async def watch_to_order(
             now = time.perf_counter()
             for records in batches.values():
                 for record in records:
+                    if b'"OrderStatusChanged"' not in record.value:  # most events: not parsed at all
+                        continue
                     event = orjson.loads(record.value)
                     if (
                         event["event_type"] == "OrderStatusChanged"

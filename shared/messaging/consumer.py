@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -52,6 +53,8 @@ class _HandlerFailed(Exception):
 
 class EventConsumer:
     BATCH = 200  # messages per transaction on the fast path
+    COMMIT_INTERVAL = 0.25  # seconds between offset commits while messages keep coming
+    IDLE_COMMIT_MS = 200  # with no message for this long, the offsets handled are committed
 
     def __init__(
         self,
@@ -83,9 +86,14 @@ class EventConsumer:
         )
 
     async def run(self) -> None:
+        uncommitted: dict[TopicPartition, int] = {}
+        last_commit = time.monotonic()
         while True:
-            batch = await self._consumer.getmany(timeout_ms=1000, max_records=1000)
+            batch = await self._consumer.getmany(timeout_ms=self.IDLE_COMMIT_MS, max_records=1000)
             if not batch:
+                if uncommitted:  # quiet: the position is stored at once
+                    await self._commit(uncommitted)
+                    uncommitted, last_commit = {}, time.monotonic()
                 continue
             if self._linger and sum(map(len, batch.values())) < self.BATCH:
                 # A trickle: let more arrive, so that a transaction applies several events rather than one.
@@ -93,10 +101,15 @@ class EventConsumer:
                 for tp, later in (await self._consumer.getmany(timeout_ms=0, max_records=1000)).items():
                     batch.setdefault(tp, []).extend(later)
             # The partitions' messages one after the other, each partition's in order, in as few transactions as
-            # they fit (one per partition cost more than their events under load); then one offset commit for them
-            # all (a request to the broker per partition would cost it more than the events do).
+            # they fit (one per partition cost more than their events under load).
             await self._handle_messages([message for messages in batch.values() for message in messages])
-            await self._commit({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+            uncommitted |= {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()}
+            # One offset commit for all the partitions, at most every COMMIT_INTERVAL under load: each is a write to
+            # the broker's offsets log, and a round's events are often fewer than that costs. Committing later
+            # loses nothing: what is read again after a crash or a rebalance is deduplicated or skipped again.
+            if time.monotonic() - last_commit >= self.COMMIT_INTERVAL:
+                await self._commit(uncommitted)
+                uncommitted, last_commit = {}, time.monotonic()
 
     async def _handle_messages(self, messages: list[ConsumerRecord]) -> None:
         position = 0
