@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import BigInteger, Table, any_, cast, delete, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, Table, any_, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, Insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.db import insert_rows
@@ -37,12 +38,18 @@ def notify_trigger_ddl(schema: str) -> list[str]:
     ]
 
 
+@functools.cache
+def _insert_events(outbox: Table) -> Insert:
+    # Built once: SQLAlchemy computes a statement object's cache key on every execution unless it is the same object.
+    return insert_rows(outbox, "event_id", "topic", "key", "value", "correlation_id")
+
+
 async def add_events(conn: AsyncConnection, outbox: Table, *events: IntegrationEvent) -> None:
     """Queue events for publishing, inside the caller's transaction."""
     if not events:
         return
     await conn.execute(
-        insert_rows(outbox, "event_id", "topic", "key", "value", "correlation_id"),
+        _insert_events(outbox),
         {
             "event_id": [e.event_id for e in events],
             "topic": [e.topic for e in events],
@@ -81,6 +88,16 @@ class OutboxRelay:
         self._idle_poll = idle_poll_seconds
         self._linger = linger_seconds
         self._wakeup = asyncio.Event()
+        o = outbox  # the statements, built once (see _insert_events)
+        self._claim = (
+            select(o.c.id, o.c.topic, o.c.key, o.c.value, o.c.correlation_id, o.c.attempts)
+            .where(o.c.available_at <= func.now())
+            .order_by(o.c.id)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        # = ANY(array), not IN (...): one prepared statement whatever the number of rows
+        self._delete = delete(o).where(o.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
 
     async def run(self) -> None:
         """Lead, then publish until the leading connection is lost; then try to lead again.
@@ -131,23 +148,14 @@ class OutboxRelay:
         """Publish one batch; returns how many rows were claimed."""
         o = self._outbox
         async with self._engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(o.c.id, o.c.topic, o.c.key, o.c.value, o.c.correlation_id, o.c.attempts)
-                    .where(o.c.available_at <= func.now())
-                    .order_by(o.c.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = (await conn.execute(self._claim)).all()
             if not rows:
                 return 0
             sends = [await self._send(row) for row in rows]
             results = await asyncio.gather(*sends, return_exceptions=True)
             done = [row.id for row, r in zip(rows, results, strict=True) if not isinstance(r, BaseException)]
             if done:
-                # = ANY(array), not IN (...): one prepared statement whatever the number of rows
-                await conn.execute(delete(o).where(o.c.id == any_(cast(done, ARRAY(BigInteger)))))
+                await conn.execute(self._delete, {"ids": done})
             for row, result in zip(rows, results, strict=True):
                 if isinstance(result, BaseException):
                     delay = timedelta(seconds=min(0.2 * 2**row.attempts, 60))
