@@ -5,27 +5,28 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 
 from sqlalchemy import (
     BindParameter,
-    Row,
+    Table,
     Text,
     and_,
     any_,
+    bindparam,
     func,
-    literal,
     select,
     text,
     tuple_,
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, Insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.sql.selectable import Select, TableValuedAlias
 
 from services.orders.adapters.tables import (
     after_sales_cases,
@@ -113,7 +114,8 @@ def _shipment_from_json(d: dict | None) -> Shipment | None:
 
 
 def _packaging_to_json(p: PackagingItem) -> dict:
-    return {**asdict(p), "unit_cost": str(p.unit_cost.amount), "currency": p.unit_cost.currency}
+    # vars, not dataclasses.asdict: that deep-copies the Money, only to replace it
+    return {**vars(p), "unit_cost": str(p.unit_cost.amount), "currency": p.unit_cost.currency}
 
 
 def _packaging_from_json(d: dict) -> PackagingItem:
@@ -215,32 +217,63 @@ async def get(conn: AsyncConnection, merchant_id: str, order_id: str) -> Order |
     return None if row is None else _row_to_order(row, await _cases(conn, order_id))
 
 
-def _texts(values: Iterable[str]) -> BindParameter:
+# The statements of the batch path are built once, their values given as parameters: SQLAlchemy memoizes a
+# statement object's cache key, which it would otherwise compute again on every execution (about half of the
+# Python time of running a statement).
+
+
+def _texts(name: str) -> BindParameter:
     """One text[] parameter: the statement reads the same whatever the batch size, so it is prepared once."""
-    return literal(list(values), ARRAY(Text))
+    return bindparam(name, type_=ARRAY(Text))
 
 
-def _table(rows: Iterable[tuple[str, ...]], *columns: str) -> TableValuedAlias:
-    """Rows of text as a table to join, one array parameter per column."""
-    return func.unnest(*map(_texts, zip(*rows, strict=True))).table_valued(*columns).render_derived()
+def _table(*columns: str) -> TableValuedAlias:
+    """Rows of text as a table to join, one text[] parameter per column, named after it (see `_columns`)."""
+    return func.unnest(*map(_texts, columns)).table_valued(*columns).render_derived()
+
+
+def _columns(rows: Iterable[tuple[str, ...]], *columns: str) -> dict[str, list[str]]:
+    """The parameters of `_table(*columns)` for these rows."""
+    return dict(zip(columns, map(list, zip(*rows, strict=True)), strict=True))
+
+
+@cache
+def _insert_records(table: Table, *columns: str) -> Insert:
+    """`insert_records`, built once per table and columns."""
+    return insert_records(table, *columns)
+
+
+_LOCK_EXISTING = select(orders.c.id).where(orders.c.id == any_(_texts("ids"))).order_by(orders.c.id).with_for_update()
 
 
 async def lock_existing(conn: AsyncConnection, order_ids: Iterable[str]) -> set[str]:
     """Which of these orders exist, locked for the rest of the transaction (in id order, like reevaluate_orders)."""
-    found = await conn.scalars(
-        select(orders.c.id).where(orders.c.id == any_(_texts(order_ids))).order_by(orders.c.id).with_for_update()
-    )
-    return set(found)
+    return set(await conn.scalars(_LOCK_EXISTING, {"ids": list(order_ids)}))
 
 
 async def add(conn: AsyncConnection, added: list[Order]) -> None:
-    """Insert new orders with one statement per table, however many: each runs once with all the rows as one JSON
-    parameter (an executemany runs once per row; a VALUES list would be compiled anew for every batch size)."""
+    """Insert new orders, their tab-count changes and their timelines with one statement, however many orders: it
+    runs once with the rows of each table as one JSON parameter (an executemany runs once per row; a VALUES list
+    would be compiled anew for every batch size)."""
     rows = [{"id": order.id, **_values(order)} for order in added]
-    await conn.execute(insert_records(orders, *rows[0]), {"records": rows})
-    await _count_moves(conn, [(order.merchant_id, None, order.status) for order in added])
+    await conn.execute(
+        _insert_new(*rows[0]),
+        {
+            "orders": rows,
+            "counts": _count_rows([(order.merchant_id, None, order.status) for order in added]),
+            "timeline": _timeline_rows(added),
+        },
+    )
     await _write_cases(conn, added)
-    await _write_timeline(conn, added)
+
+
+@cache
+def _insert_new(*order_columns: str) -> Insert:
+    """The orders' INSERT, with the count changes' and the timeline's as parts (CTEs) of the same statement: one
+    execution, not three. The timeline's foreign key is checked at the end of the statement, the orders in."""
+    counts = insert_records(order_count_changes, *_COUNT_COLUMNS, name="counts").cte("counts")
+    timeline = insert_records(order_timeline, *_TIMELINE_COLUMNS, name="timeline").cte("timeline")
+    return insert_records(orders, *order_columns, name="orders").add_cte(counts, timeline)
 
 
 async def save(conn: AsyncConnection, order: Order) -> None:
@@ -262,18 +295,25 @@ CountMove = tuple[str, Status | None, Status]
 """An order of a merchant moved from one tab (None: it is new) to another."""
 
 
+_COUNT_COLUMNS = ("merchant_id", "status", "delta")
+
+
 async def _count_moves(conn: AsyncConnection, moves: list[CountMove]) -> None:
-    """Record the tab-count changes in this transaction, as insert-only rows (see order_count_changes). Counts and
-    the fold only add deltas up, so the moves are summed per merchant and tab first: 100 new orders, one row."""
+    """Record the tab-count changes in this transaction, as insert-only rows (see order_count_changes)."""
+    if rows := _count_rows(moves):
+        await conn.execute(_insert_records(order_count_changes, *_COUNT_COLUMNS), {"records": rows})
+
+
+def _count_rows(moves: list[CountMove]) -> list[dict]:
+    """Counts and the fold only add deltas up, so the moves are summed per merchant and tab: 100 new orders, one
+    row."""
     deltas: dict[tuple[str, str], int] = defaultdict(int)
     for merchant_id, before, after in moves:
         if before != after:
             deltas[(merchant_id, after.value)] += 1
             if before is not None:
                 deltas[(merchant_id, before.value)] -= 1
-    rows = [{"merchant_id": m, "status": s, "delta": d} for (m, s), d in deltas.items() if d]
-    if rows:
-        await conn.execute(insert_records(order_count_changes, "merchant_id", "status", "delta"), {"records": rows})
+    return [{"merchant_id": m, "status": s, "delta": d} for (m, s), d in deltas.items() if d]
 
 
 async def counts(conn: AsyncConnection, merchant_id: str) -> dict[Status, int]:
@@ -310,7 +350,6 @@ async def fold_count_changes(conn: AsyncConnection, limit: int = 10_000) -> int:
 
 
 async def _write_cases(conn: AsyncConnection, written: list[Order]) -> None:
-    c = after_sales_cases
     rows = [
         {
             "id": case.id,
@@ -330,38 +369,44 @@ async def _write_cases(conn: AsyncConnection, written: list[Order]) -> None:
         for order in written
         for case in order.cases
     ]
-    if not rows:
-        return
-    statement = insert_records(c, *rows[0])
+    if rows:
+        await conn.execute(_upsert_cases(*rows[0]), {"records": rows})
+
+
+@cache
+def _upsert_cases(*columns: str) -> Insert:
+    c = after_sales_cases
+    statement = insert_records(c, *columns)
     changing = ("state", "rejection_reason", "failure_reason", "shipment")
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[c.c.id],
-            set_={**{k: statement.excluded[k] for k in changing}, "updated_at": func.now()},
-            where=tuple_(*(c.c[k] for k in changing)).is_distinct_from(
-                tuple_(*(statement.excluded[k] for k in changing))
-            ),
-        ),
-        {"records": rows},
+    return statement.on_conflict_do_update(
+        index_elements=[c.c.id],
+        set_={**{k: statement.excluded[k] for k in changing}, "updated_at": func.now()},
+        where=tuple_(*(c.c[k] for k in changing)).is_distinct_from(tuple_(*(statement.excluded[k] for k in changing))),
     )
 
 
+_TIMELINE_COLUMNS = ("order_id", "kind", "detail", "actor")
+
+
 async def _write_timeline(conn: AsyncConnection, written: list[Order]) -> None:
-    rows = [
+    if rows := _timeline_rows(written):
+        await conn.execute(_insert_records(order_timeline, *_TIMELINE_COLUMNS), {"records": rows})
+
+
+def _timeline_rows(written: list[Order]) -> list[dict]:
+    # jsonb_populate_recordset yields rows in array order: the ids follow the orders' order, as one by one
+    return [
         {"order_id": order.id, "kind": c.kind, "detail": c.detail, "actor": c.actor}
         for order in written
         for c in order.changes
     ]
-    if rows:  # jsonb_populate_recordset yields rows in array order: the ids follow the orders' order, as one by one
-        await conn.execute(insert_records(order_timeline, "order_id", "kind", "detail", "actor"), {"records": rows})
 
 
-async def packaging_for(conn: AsyncConnection, for_orders: list[Order]) -> list[list[PackagingItem]]:
-    """Each order's packaging, from one query: the merchant's rules for the order's store as a whole and for one of
-    its products, quantities of one private product added up."""
+@cache
+def _packaging_rules() -> Select:
     pr, pp, cv = packaging_rules, private_products, catalog_variants
-    wanted = _table({(order.merchant_id, order.store_id) for order in for_orders}, "merchant_id", "store_id")
-    rows = await conn.execute(
+    wanted = _table("merchant_id", "store_id")
+    return (
         select(pr.c.merchant_id, pr.c.store_id, pr.c.external_product_id, pr.c.quantity)
         .add_columns(pp.c.id, pp.c.name, pp.c.kind, cv.c.id.label("variant_id"), cv.c.sku)
         .add_columns(cv.c.unit_cost, cv.c.currency, cv.c.weight_grams)
@@ -373,20 +418,20 @@ async def packaging_for(conn: AsyncConnection, for_orders: list[Order]) -> list[
         .where(pr.c.enabled, pp.c.status == "active")
         .order_by(pp.c.id)
     )
-    rules: dict[tuple[str, str], list[Row]] = defaultdict(list)
-    for r in rows:
-        rules[(r.merchant_id, r.store_id)].append(r)
-    return [_packaging(order, rules[(order.merchant_id, order.store_id)]) for order in for_orders]
 
 
-def _packaging(order: Order, rules: list[Row]) -> list[PackagingItem]:
-    products = {line.store.external_product_id for line in order.lines if line.store.external_product_id}
-    items: dict[str, PackagingItem] = {}
-    for r in rules:
-        if r.external_product_id is not None and r.external_product_id not in products:
-            continue  # a rule for a product this order does not hold
-        before = items.get(r.id)
-        items[r.id] = PackagingItem(
+PackagingRule = tuple[str | None, PackagingItem]
+"""A rule's store product (None: every order of the store) and the item it adds."""
+
+
+async def packaging_for(conn: AsyncConnection, for_orders: list[Order]) -> list[list[PackagingItem]]:
+    """Each order's packaging, from one query: the merchant's rules for the order's store as a whole and for one of
+    its products, quantities of one private product added up."""
+    wanted = {(order.merchant_id, order.store_id) for order in for_orders}
+    rows = await conn.execute(_packaging_rules(), _columns(wanted, "merchant_id", "store_id"))
+    rules: dict[tuple[str, str], list[PackagingRule]] = defaultdict(list)
+    for r in rows:  # each rule's item made once for the batch, not once per order (items are immutable)
+        item = PackagingItem(
             private_product_id=r.id,
             name=r.name,
             kind=r.kind,
@@ -394,7 +439,21 @@ def _packaging(order: Order, rules: list[Row]) -> list[PackagingItem]:
             sku=r.sku,
             unit_cost=Money.of(r.unit_cost, r.currency),
             unit_weight_grams=r.weight_grams,
-            quantity=r.quantity + (before.quantity if before else 0),
+            quantity=r.quantity,
+        )
+        rules[(r.merchant_id, r.store_id)].append((r.external_product_id, item))
+    return [_packaging(order, rules[(order.merchant_id, order.store_id)]) for order in for_orders]
+
+
+def _packaging(order: Order, rules: list[PackagingRule]) -> list[PackagingItem]:
+    products = {line.store.external_product_id for line in order.lines if line.store.external_product_id}
+    items: dict[str, PackagingItem] = {}
+    for product, item in rules:
+        if product is not None and product not in products:
+            continue  # a rule for a product this order does not hold
+        before = items.get(item.private_product_id)
+        items[item.private_product_id] = (
+            item if before is None else replace(item, quantity=item.quantity + before.quantity)
         )
     return list(items.values())
 
@@ -430,14 +489,14 @@ class Connections:
         return {(store.external_product_id, store.external_variant_id): c for store, c in found if c is not None}
 
 
-async def load_connections(conn: AsyncConnection, for_orders: list[Order]) -> Connections:
-    """The catalog connections of these orders' store lines, from one query."""
-    keys = {key for order in for_orders for line in order.lines for key in _line_keys(order, line.store)}
-    if not keys:
-        return Connections({})
+_CONNECTION_KEYS = ("merchant_id", "store_id", "product_id", "variant_id")
+
+
+@cache
+def _connections() -> Select:
     pc, cv = product_connections, catalog_variants
-    wanted = _table(keys, "merchant_id", "store_id", "product_id", "variant_id")
-    rows = await conn.execute(
+    wanted = _table(*_CONNECTION_KEYS)
+    return (
         select(pc.c.merchant_id, pc.c.store_id, pc.c.external_product_id, pc.c.external_variant_id, pc.c.quantity_ratio)
         .add_columns(cv)
         .select_from(
@@ -452,6 +511,14 @@ async def load_connections(conn: AsyncConnection, for_orders: list[Order]) -> Co
             )
         )
     )
+
+
+async def load_connections(conn: AsyncConnection, for_orders: list[Order]) -> Connections:
+    """The catalog connections of these orders' store lines, from one query."""
+    keys = {key for order in for_orders for line in order.lines for key in _line_keys(order, line.store)}
+    if not keys:
+        return Connections({})
+    rows = await conn.execute(_connections(), _columns(keys, *_CONNECTION_KEYS))
     return Connections(
         {
             (r.merchant_id, r.store_id, r.external_product_id, r.external_variant_id): None
@@ -469,6 +536,14 @@ async def load_connections(conn: AsyncConnection, for_orders: list[Order]) -> Co
     )
 
 
+_AUTO_CONNECTING = select(merchant_settings.c.merchant_id).where(
+    merchant_settings.c.merchant_id == any_(_texts("merchants")), merchant_settings.c.auto_connect_by_sku
+)
+_ACTIVE_VARIANTS = select(catalog_variants.c.sku, catalog_variants.c.id).where(
+    catalog_variants.c.sku == any_(_texts("skus")), catalog_variants.c.status == "active"
+)
+
+
 async def auto_connect_by_sku(conn: AsyncConnection, for_orders: list[Order], connections: Connections) -> bool:
     """For merchants with the auto-connect setting on, connect the orders' unconnected store lines whose SKU is an
     active catalog SKU. The orders are taken in turn, as one by one: a product connected for one order is connected
@@ -484,19 +559,13 @@ async def auto_connect_by_sku(conn: AsyncConnection, for_orders: list[Order], co
     missing = [(order, lines) for order in for_orders if (lines := unconnected(order))]
     if not missing:
         return False
-    ms, cv, pc = merchant_settings, catalog_variants, product_connections
-    merchants = _texts({order.merchant_id for order, _ in missing})
-    enabled = set(
-        await conn.scalars(
-            select(ms.c.merchant_id).where(ms.c.merchant_id == any_(merchants), ms.c.auto_connect_by_sku)
-        )
-    )
+    merchants = list({order.merchant_id for order, _ in missing})
+    enabled = set(await conn.scalars(_AUTO_CONNECTING, {"merchants": merchants}))
     missing = [(order, lines) for order, lines in missing if order.merchant_id in enabled]
     if not missing:
         return False
-    skus = {line.sku for _, lines in missing for line in lines}
-    active = select(cv.c.sku, cv.c.id).where(cv.c.sku == any_(_texts(skus)), cv.c.status == "active")
-    variants: dict[str, str] = dict((await conn.execute(active)).all())
+    skus = list({line.sku for _, lines in missing for line in lines})
+    variants: dict[str, str] = dict((await conn.execute(_ACTIVE_VARIANTS, {"skus": skus})).all())
     made: dict[ConnectionKey, str] = {}
     for order, lines in missing:
         made |= {  # within one order the last line of a product wins, as it always did
@@ -519,5 +588,5 @@ async def auto_connect_by_sku(conn: AsyncConnection, for_orders: list[Order], co
         }
         for (merchant_id, store_id, product, variant), variant_id in sorted(made.items())  # lock order
     ]  # inserted in array order, as jsonb_populate_recordset yields them
-    await conn.execute(insert_records(pc, *rows[0]).on_conflict_do_nothing(), {"records": rows})
+    await conn.execute(_insert_records(product_connections, *rows[0]).on_conflict_do_nothing(), {"records": rows})
     return True
