@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.checkout.adapters.tables import merchant_settings, shipping_methods, shipping_rules
@@ -70,18 +70,22 @@ def rule_of(data) -> ShippingRule:
     )
 
 
+# Built once: they run for every batch of orders made ready, and SQLAlchemy computes a new statement object's cache
+# key on every execution.
+_METHODS = select(shipping_methods).order_by(shipping_methods.c.id)
+_RULES = select(shipping_rules).where(shipping_rules.c.merchant_id == bindparam("merchant_id"))
+_DEFAULT_METHOD = select(merchant_settings.c.default_shipping_method_id).where(
+    merchant_settings.c.merchant_id == bindparam("merchant_id")
+)
+
+
 async def load_methods(conn: AsyncConnection) -> list[ShippingMethod]:
-    return [method_of(r) for r in (await conn.execute(select(shipping_methods).order_by(shipping_methods.c.id))).all()]
+    return [method_of(r) for r in (await conn.execute(_METHODS)).all()]
 
 
 async def load_rules(conn: AsyncConnection, merchant_id: str) -> list[ShippingRule]:
-    rows = (await conn.execute(select(shipping_rules).where(shipping_rules.c.merchant_id == merchant_id))).all()
-    return [rule_of(r) for r in rows]
+    return [rule_of(r) for r in (await conn.execute(_RULES, {"merchant_id": merchant_id})).all()]
 
 
 async def default_method_id(conn: AsyncConnection, merchant_id: str) -> str | None:
-    return (
-        await conn.execute(
-            select(merchant_settings.c.default_shipping_method_id).where(merchant_settings.c.merchant_id == merchant_id)
-        )
-    ).scalar()
+    return (await conn.execute(_DEFAULT_METHOD, {"merchant_id": merchant_id})).scalar()
