@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import orjson
 from fastapi import FastAPI
-from sqlalchemy import Text, Update, any_, cast, func, select, update
+from sqlalchemy import Text, Update, any_, bindparam, cast, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -159,24 +159,27 @@ async def apply_or_set_aside_oldest(conn: AsyncConnection) -> int:
     return len(waiting)
 
 
+# Built once, with their values as parameters: a statement built per call costs its construction and its cache
+# key on every batch.
+_CLAIM = (
+    select(webhook_deliveries.c.store_id, webhook_deliveries.c.delivery_key, webhook_deliveries.c.payload)
+    .where(webhook_deliveries.c.applied_at.is_(None))
+    .order_by(webhook_deliveries.c.received_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+# An array, not an IN list: one statement text whatever the number of stores.
+_STORES = select(stores).where(stores.c.id == any_(cast(bindparam("store_ids"), ARRAY(Text))))
+
+
 async def _claim(conn: AsyncConnection, limit: int) -> list[Row]:
-    return (
-        await conn.execute(
-            select(webhook_deliveries.c.store_id, webhook_deliveries.c.delivery_key, webhook_deliveries.c.payload)
-            .where(webhook_deliveries.c.applied_at.is_(None))
-            .order_by(webhook_deliveries.c.received_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+    return (await conn.execute(_CLAIM, {"limit": limit})).all()
 
 
 async def _apply(conn: AsyncConnection, waiting: list[Row]) -> None:
     if not waiting:
         return
-    # An array, not an IN list: one statement text whatever the number of stores.
-    in_batch = stores.c.id == any_(cast(list({w.store_id for w in waiting}), ARRAY(Text)))
-    found = {s.id: s for s in await conn.execute(select(stores).where(in_batch))}
+    found = {s.id: s for s in await conn.execute(_STORES, {"store_ids": list({w.store_id for w in waiting})})}
     live = [w for w in waiting if found[w.store_id].status != "removed"]
     results = await handlers.record_store_orders(
         conn,

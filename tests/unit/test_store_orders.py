@@ -1,8 +1,10 @@
 import json
+import uuid
 
 import pytest
 
 from services.sync.domain import shopify
+from services.sync.handlers import ORDER_ID_NAMESPACE, order_id_for
 from shared.signatures import hmac_sha256_base64, valid_base64_hmac
 from tools.demo import shopify_order
 
@@ -59,3 +61,8 @@ def test_signatures_are_checked_on_the_raw_body():
     assert not valid_base64_hmac("other", body, good)
     assert not valid_base64_hmac("secret", body + b" ", good)
     assert not valid_base64_hmac("secret", body, None)
+
+
+@pytest.mark.parametrize(("store_id", "external_id"), [("s1", "450789469001"), ("0b9e-x", ""), ("é", "ü中#1")])
+def test_an_order_id_is_the_uuid5_of_store_and_external_id(store_id, external_id):
+    assert order_id_for(store_id, external_id) == str(uuid.uuid5(ORDER_ID_NAMESPACE, f"{store_id}:{external_id}"))
