@@ -35,8 +35,8 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = 500
     # After a small batch, the outbox relay, the consumers and other batch loops wait this long for more work
     # before the next one: under a steady trickle, work is then done in batches rather than one transaction per
-    # event, at a cost of a few milliseconds of latency per stage.
-    batch_linger_ms: float = 5.0
+    # event, at a cost of that much latency per stage. 20 ms took 4 % less CPU per order than 5 ms at 1,000 orders/s.
+    batch_linger_ms: float = 20.0
 
     auth_jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     auth_jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
