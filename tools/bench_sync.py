@@ -69,10 +69,18 @@ class Connection:
         reader, writer = await asyncio.open_connection(url.host, url.port)
         return cls(reader, writer, f"{url.host}:{url.port}")
 
-    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes) -> int:
-        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(body)}\r\n"
+    @staticmethod
+    def encode(host: str, method: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
+        head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
         head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        self.writer.write(head.encode() + b"\r\n" + body)
+        return head.encode() + b"\r\n" + body
+
+    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes) -> int:
+        return await self.exchange(self.encode(self.host, method, path, headers, body))
+
+    async def exchange(self, request: bytes) -> int:
+        """Send a request encoded beforehand (`encode`) and read the answer; its status."""
+        self.writer.write(request)
         status = int((await self.reader.readline()).split()[1])
         length = 0
         while (header := await self.reader.readline()) not in (b"\r\n", b""):
