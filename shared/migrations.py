@@ -111,3 +111,14 @@ def drop_messaging_tables(schema: str) -> None:
     op.execute(f"DROP FUNCTION IF EXISTS {schema}.outbox_notify() CASCADE")
     for table in ("outbox", "idempotency_keys", "handled_events"):
         op.drop_table(table, schema=schema)
+
+
+def index_handled_events_by_age(schema: str) -> None:
+    """Revision 2 of the messaging tables: handled events by age, for pruning (BRIN: rows arrive in time order)."""
+    op.create_index(
+        op.f("ix_handled_events_handled_at"), "handled_events", ["handled_at"], schema=schema, postgresql_using="brin"
+    )
+
+
+def drop_handled_events_by_age(schema: str) -> None:
+    op.drop_index(op.f("ix_handled_events_handled_at"), table_name="handled_events", schema=schema)

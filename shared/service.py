@@ -11,6 +11,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -24,7 +25,7 @@ from shared.auth import TokenVerifier
 from shared.db import make_engine
 from shared.http import RequestContextMiddleware, install_error_handlers, install_health
 from shared.logging import configure_logging, get_logger
-from shared.messaging.consumer import Batch, EventConsumer, EventHandler
+from shared.messaging.consumer import Batch, EventConsumer, EventHandler, prune_handled_events
 from shared.messaging.kafka import ensure_topics, make_consumer, make_producer
 from shared.messaging.outbox import OutboxRelay
 from shared.settings import ServiceSettings
@@ -99,6 +100,12 @@ def create_app(service: ServiceDefinition) -> FastAPI:
                     name="event-consumer",
                 )
             )
+            tasks.append(
+                asyncio.create_task(
+                    _prune_handled_events(engine, service.table("handled_events"), settings),
+                    name="prune-handled-events",
+                )
+            )
         if service.on_start:
             await service.on_start(app)
         tasks += [asyncio.create_task(loop(app), name=loop.__name__) for loop in service.background]
@@ -156,6 +163,20 @@ async def _until_reachable(what: str, attempt: Callable[[], Awaitable[T]], patie
             log.warning("service.waiting_for", what=what, error=repr(exc), retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+async def _prune_handled_events(engine: AsyncEngine, table: Table, settings: ServiceSettings) -> None:
+    """Every hour, the event ids handled longer ago than HANDLED_EVENTS_RETENTION_DAYS are forgotten: the table
+    would otherwise grow by a row per event for ever. (Instances may prune at once: they delete the same rows.)"""
+    keep = timedelta(days=settings.handled_events_retention_days)
+    while True:
+        try:
+            pruned = await prune_handled_events(engine, table, keep)
+            if pruned:
+                log.info("consumer.handled_events_pruned", rows=pruned)
+        except Exception as exc:  # the database away: the next hour tries again
+            log.warning("consumer.prune_failed", error=repr(exc))
+        await asyncio.sleep(3600)
 
 
 async def _started(client: AIOKafkaProducer | AIOKafkaConsumer) -> AIOKafkaProducer | AIOKafkaConsumer:

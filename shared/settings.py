@@ -32,6 +32,8 @@ class ServiceSettings(BaseSettings):
     topic_partitions: int = 8
     topic_replication_factor: int = 1
     consumer_max_attempts: int = 5
+    # How long a consumer remembers the events it handled, to drop redeliveries: longer than the topics keep events.
+    handled_events_retention_days: float = 30.0
     outbox_batch_size: int = 500
     # After a small batch, the outbox relay, the consumers and other batch loops wait this long for more work
     # before the next one: under a steady trickle, work is then done in batches rather than one transaction per

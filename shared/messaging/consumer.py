@@ -14,10 +14,11 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
-from sqlalchemy import Table
+from sqlalchemy import Table, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -282,3 +283,17 @@ class EventConsumer:
                 log.warning("consumer.dead_letter_retry", error=repr(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+async def prune_handled_events(engine: AsyncEngine, handled_events: Table, keep: timedelta, batch: int = 10_000) -> int:
+    """Forget the event ids handled longer ago than `keep`, a batch per transaction; returns how many. `keep` must
+    outlast the topics' retention: an event can only come again while its topic still holds it."""
+    h = handled_events
+    oldest = select(h.c.consumer, h.c.event_id).where(h.c.handled_at < func.now() - keep).limit(batch)
+    pruned = 0
+    while True:
+        async with engine.begin() as conn:
+            deleted = (await conn.execute(delete(h).where(tuple_(h.c.consumer, h.c.event_id).in_(oldest)))).rowcount
+        pruned += deleted
+        if deleted < batch:
+            return pruned

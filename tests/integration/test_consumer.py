@@ -2,7 +2,7 @@
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, func, select
@@ -21,7 +21,7 @@ from shared.events import (
     StoreOrderLine,
     parse_event,
 )
-from shared.messaging.consumer import Batch, EventConsumer
+from shared.messaging.consumer import Batch, EventConsumer, prune_handled_events
 from shared.messaging.kafka import ensure_topics, make_consumer, make_producer
 from shared.messaging.outbox import add_events
 from shared.money import Money
@@ -212,3 +212,22 @@ async def test_a_batch_handler_gets_runs_and_a_failing_event_in_a_run_goes_aside
     assert max(calls) > 1 and 1 in calls, calls  # runs, and the poison alone on the slow path
     parked = await read_topic(settings.kafka_bootstrap_servers, dead_letter, until=1)
     assert [parse_event(r.value).event_id for r in parked] == [poison]
+
+
+async def test_handled_event_ids_older_than_the_retention_are_pruned(migrated, engine_for):
+    """The dedupe records would grow by a row per event for ever; those older than the retention go, batch by
+    batch, and the recent ones stay."""
+    engine = engine_for("orders")
+    consumer = f"prune-{uuid.uuid4().hex[:8]}"
+    old, recent = [uuid.uuid4() for _ in range(5)], [uuid.uuid4() for _ in range(2)]
+    now = datetime.now(UTC)
+    rows = [(e, now - timedelta(days=31)) for e in old] + [(e, now - timedelta(days=29)) for e in recent]
+    async with engine.begin() as conn:
+        await conn.execute(
+            handled_events.insert(), [{"consumer": consumer, "event_id": e, "handled_at": at} for e, at in rows]
+        )
+    pruned = await prune_handled_events(engine, handled_events, timedelta(days=30), batch=2)
+    assert pruned >= 5  # and any old rows other tests of this session left
+    async with engine.connect() as conn:
+        left = set(await conn.scalars(select(handled_events.c.event_id).where(handled_events.c.consumer == consumer)))
+    assert left == set(recent)
