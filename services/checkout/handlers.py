@@ -107,10 +107,7 @@ def _upsert_ready() -> Insert:
         "status_reason",
         "currency",
         "order",
-        "shipping_method_id",
-        "shipping_rule_id",
-        "shipping_reason",
-        "shipping_problem",
+        *shipping_handlers.CHOICE_COLUMNS,
     )
     statement = pg_insert(payable_orders).from_select(
         columns, select(*(ready.c[name] for name in columns)).order_by(ready.c.order_id)

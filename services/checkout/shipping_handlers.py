@@ -51,24 +51,22 @@ async def load(conn: AsyncConnection, merchant_id: str) -> Shipping:
     )
 
 
+CHOICE_COLUMNS = ("shipping_method_id", "shipping_rule_id", "shipping_reason", "shipping_problem")
+
+
 def chosen(selection: Selection) -> dict[str, str | None]:
-    """A selection as the payable_orders columns that record it."""
-    return {
-        "shipping_method_id": selection.method_id,
-        "shipping_rule_id": selection.rule_id,
-        "shipping_reason": selection.reason,
-        "shipping_problem": selection.problem,
-    }
+    """A selection as the payable_orders columns that record it (CHOICE_COLUMNS)."""
+    values = (selection.method_id, selection.rule_id, selection.reason, selection.problem)
+    return dict(zip(CHOICE_COLUMNS, values, strict=True))
 
 
 def _record_choices() -> Update:
     """The choices given as {"records": [order_id and `chosen` columns]}: one statement for any number of orders."""
     choice = records(payable_orders)
-    columns = ("shipping_method_id", "shipping_rule_id", "shipping_reason", "shipping_problem")
     return (
         update(payable_orders)
         .where(payable_orders.c.order_id == choice.c.order_id)
-        .values({name: choice.c[name] for name in columns})
+        .values({name: choice.c[name] for name in CHOICE_COLUMNS})
     )
 
 

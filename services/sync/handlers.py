@@ -10,8 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import orjson
-from sqlalchemy import Text, Update, any_, bindparam, cast, insert, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Update, any_, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +28,7 @@ from services.sync.domain import shopify, woocommerce
 from services.sync.domain.parsing import Cancellation, UnusableOrder, parse_time
 from services.sync.domain.store_settings import StoreSettings, skip_reason
 from shared.clock import utcnow
-from shared.db import insert_records, records
+from shared.db import insert_records, records, text_array
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events import (
     IntegrationEvent,
@@ -221,14 +220,18 @@ def read_store_order(store: Row, data: dict, topic: str, *, cancelled: bool = Fa
         raise RejectedPayload(store, topic, exc) from exc
 
 
+def _json_value(order: StoreOrder) -> orjson.Fragment:
+    """An order as a JSON column value: pydantic's JSON text, which shared.db's orjson encoder inlines (half the cost
+    of a dict that is encoded again)."""
+    return orjson.Fragment(order.model_dump_json())
+
+
 def change_to_json(change: StoreChange) -> dict:
-    """The change as a JSON column value. An order goes as pydantic's JSON text, which shared.db's orjson encoder
-    inlines: half the cost of a dict that is encoded again."""
     if isinstance(change, Cancellation):
         return {
             "cancellation": {**asdict(change), "cancelled_at": change.cancelled_at and change.cancelled_at.isoformat()}
         }
-    return {"order": orjson.Fragment(change.model_dump_json())}
+    return {"order": _json_value(change)}
 
 
 def change_from_json(data: dict) -> StoreChange:
@@ -307,11 +310,9 @@ _HELD = select(
     store_orders.c.external_order_id,
     store_orders.c.store_updated_at,
     store_orders.c.synced,
-).where(store_orders.c.order_id == any_(cast(bindparam("order_ids"), ARRAY(Text))))
+).where(store_orders.c.order_id == any_(text_array("order_ids")))
 _CANCEL = (
-    update(store_orders)
-    .where(store_orders.c.order_id == any_(cast(bindparam("order_ids"), ARRAY(Text))))
-    .values(synced="cancelled")
+    update(store_orders).where(store_orders.c.order_id == any_(text_array("order_ids"))).values(synced="cancelled")
 )
 _INSERT_NEW = insert_records(
     store_orders,
@@ -369,9 +370,7 @@ def _take_version(
         # write-back) must not make us forget it, or its store-side cancellation is never told.
         synced = "yes"
     current.store_updated_at, current.synced = order.store_updated_at, synced
-    # JSON text, inlined by shared.db's orjson encoder (see change_to_json).
-    payload = orjson.Fragment(order.model_dump_json())
-    current.version = {"financial_status": order.financial_status, "payload": payload}
+    current.version = {"financial_status": order.financial_status, "payload": _json_value(order)}
     if skipped is not None:
         return Ingested(f"skipped: {skipped}", order_id, order.store_updated_at)
     events.append(

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 
 import orjson
 from fastapi import FastAPI
-from sqlalchemy import Text, Update, any_, bindparam, cast, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Update, any_, bindparam, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -27,7 +26,7 @@ from services.sync.adapters.tables import stores, webhook_deliveries
 from services.sync.domain import woocommerce
 from services.sync.domain.parsing import UnusableOrder
 from services.sync.handlers import Ingested
-from shared.db import records, unavailable
+from shared.db import records, text_array, unavailable
 from shared.errors import Unauthorized, Unprocessable
 from shared.logging import correlation_id, get_logger
 from shared.signatures import valid_base64_hmac
@@ -169,7 +168,7 @@ _CLAIM = (
     .with_for_update(skip_locked=True)
 )
 # An array, not an IN list: one statement text whatever the number of stores.
-_STORES = select(stores).where(stores.c.id == any_(cast(bindparam("store_ids"), ARRAY(Text))))
+_STORES = select(stores).where(stores.c.id == any_(text_array("store_ids")))
 
 
 async def _claim(conn: AsyncConnection, limit: int) -> list[Row]:

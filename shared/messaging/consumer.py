@@ -22,7 +22,7 @@ from sqlalchemy import Table, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.db import insert_rows, unavailable
+from shared.db import insert_records, unavailable
 from shared.events import IntegrationEvent, parse_event
 from shared.logging import bind_correlation_id, get_logger
 
@@ -81,7 +81,7 @@ class EventConsumer:
         self._linger = linger_seconds
         # The batch's event ids in one statement; those already there come back missing: redeliveries.
         self._record_handled = (
-            insert_rows(handled_events, "consumer", "event_id")
+            insert_records(handled_events, "consumer", "event_id")
             .on_conflict_do_nothing()
             .returning(handled_events.c.event_id)
         )
@@ -162,7 +162,7 @@ class EventConsumer:
             (
                 await conn.execute(
                     self._record_handled,
-                    {"consumer": [self.name] * len(wanted), "event_id": [e.event_id for e in wanted]},
+                    {"records": [{"consumer": self.name, "event_id": e.event_id} for e in wanted]},
                 )
             ).scalars()
         )

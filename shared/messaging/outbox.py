@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import BigInteger, Table, any_, bindparam, delete, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, Insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.db import insert_rows
+from shared.db import insert_records
 from shared.events import IntegrationEvent
 from shared.logging import get_logger
 
@@ -38,26 +37,21 @@ def notify_trigger_ddl(schema: str) -> list[str]:
     ]
 
 
-@functools.cache
-def _insert_events(outbox: Table) -> Insert:
-    # Built once: SQLAlchemy computes a statement object's cache key on every execution unless it is the same object.
-    return insert_rows(outbox, "event_id", "topic", "key", "value", "correlation_id")
-
-
 async def add_events(conn: AsyncConnection, outbox: Table, *events: IntegrationEvent) -> None:
     """Queue events for publishing, inside the caller's transaction."""
     if not events:
         return
-    await conn.execute(
-        _insert_events(outbox),
+    rows = [
         {
-            "event_id": [e.event_id for e in events],
-            "topic": [e.topic for e in events],
-            "key": [e.order_id for e in events],
-            "value": [e.model_dump_json() for e in events],
-            "correlation_id": [e.correlation_id for e in events],
-        },
-    )
+            "event_id": e.event_id,
+            "topic": e.topic,
+            "key": e.order_id,
+            "value": e.model_dump_json(),
+            "correlation_id": e.correlation_id,
+        }
+        for e in events
+    ]
+    await conn.execute(insert_records(outbox, *rows[0]), {"records": rows})
 
 
 class OutboxRelay:
@@ -88,7 +82,7 @@ class OutboxRelay:
         self._idle_poll = idle_poll_seconds
         self._linger = linger_seconds
         self._wakeup = asyncio.Event()
-        o = outbox  # the statements, built once (see _insert_events)
+        o = outbox  # the statements, built once: SQLAlchemy computes a new statement object's cache key each time
         self._claim = (
             select(o.c.id, o.c.topic, o.c.key, o.c.value, o.c.correlation_id, o.c.attempts)
             .where(o.c.available_at <= func.now())

@@ -11,12 +11,8 @@ from decimal import Decimal
 from functools import cache
 
 from sqlalchemy import (
-    BindParameter,
-    Table,
-    Text,
     and_,
     any_,
-    bindparam,
     func,
     select,
     text,
@@ -24,7 +20,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, Insert
+from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import Select, TableValuedAlias
 
@@ -51,7 +47,7 @@ from services.orders.domain.order import (
     Shipment,
     Status,
 )
-from shared.db import insert_records
+from shared.db import insert_records, text_array
 from shared.events import Address, ShippingChoice, StoreOrderLine
 from shared.money import Money
 
@@ -222,14 +218,9 @@ async def get(conn: AsyncConnection, merchant_id: str, order_id: str) -> Order |
 # Python time of running a statement).
 
 
-def _texts(name: str) -> BindParameter:
-    """One text[] parameter: the statement reads the same whatever the batch size, so it is prepared once."""
-    return bindparam(name, type_=ARRAY(Text))
-
-
 def _table(*columns: str) -> TableValuedAlias:
     """Rows of text as a table to join, one text[] parameter per column, named after it (see `_columns`)."""
-    return func.unnest(*map(_texts, columns)).table_valued(*columns).render_derived()
+    return func.unnest(*map(text_array, columns)).table_valued(*columns).render_derived()
 
 
 def _columns(rows: Iterable[tuple[str, ...]], *columns: str) -> dict[str, list[str]]:
@@ -237,13 +228,9 @@ def _columns(rows: Iterable[tuple[str, ...]], *columns: str) -> dict[str, list[s
     return dict(zip(columns, map(list, zip(*rows, strict=True)), strict=True))
 
 
-@cache
-def _insert_records(table: Table, *columns: str) -> Insert:
-    """`insert_records`, built once per table and columns."""
-    return insert_records(table, *columns)
-
-
-_LOCK_EXISTING = select(orders.c.id).where(orders.c.id == any_(_texts("ids"))).order_by(orders.c.id).with_for_update()
+_LOCK_EXISTING = (
+    select(orders.c.id).where(orders.c.id == any_(text_array("ids"))).order_by(orders.c.id).with_for_update()
+)
 
 
 async def lock_existing(conn: AsyncConnection, order_ids: Iterable[str]) -> set[str]:
@@ -301,7 +288,7 @@ _COUNT_COLUMNS = ("merchant_id", "status", "delta")
 async def _count_moves(conn: AsyncConnection, moves: list[CountMove]) -> None:
     """Record the tab-count changes in this transaction, as insert-only rows (see order_count_changes)."""
     if rows := _count_rows(moves):
-        await conn.execute(_insert_records(order_count_changes, *_COUNT_COLUMNS), {"records": rows})
+        await conn.execute(insert_records(order_count_changes, *_COUNT_COLUMNS), {"records": rows})
 
 
 def _count_rows(moves: list[CountMove]) -> list[dict]:
@@ -390,7 +377,7 @@ _TIMELINE_COLUMNS = ("order_id", "kind", "detail", "actor")
 
 async def _write_timeline(conn: AsyncConnection, written: list[Order]) -> None:
     if rows := _timeline_rows(written):
-        await conn.execute(_insert_records(order_timeline, *_TIMELINE_COLUMNS), {"records": rows})
+        await conn.execute(insert_records(order_timeline, *_TIMELINE_COLUMNS), {"records": rows})
 
 
 def _timeline_rows(written: list[Order]) -> list[dict]:
@@ -537,11 +524,22 @@ async def load_connections(conn: AsyncConnection, for_orders: list[Order]) -> Co
 
 
 _AUTO_CONNECTING = select(merchant_settings.c.merchant_id).where(
-    merchant_settings.c.merchant_id == any_(_texts("merchants")), merchant_settings.c.auto_connect_by_sku
+    merchant_settings.c.merchant_id == any_(text_array("merchants")), merchant_settings.c.auto_connect_by_sku
 )
 _ACTIVE_VARIANTS = select(catalog_variants.c.sku, catalog_variants.c.id).where(
-    catalog_variants.c.sku == any_(_texts("skus")), catalog_variants.c.status == "active"
+    catalog_variants.c.sku == any_(text_array("skus")), catalog_variants.c.status == "active"
 )
+
+
+_CONNECT = insert_records(
+    product_connections,
+    "id",
+    "merchant_id",
+    "store_id",
+    "external_product_id",
+    "external_variant_id",
+    "catalog_variant_id",
+).on_conflict_do_nothing()
 
 
 async def auto_connect_by_sku(conn: AsyncConnection, for_orders: list[Order], connections: Connections) -> bool:
@@ -588,5 +586,5 @@ async def auto_connect_by_sku(conn: AsyncConnection, for_orders: list[Order], co
         }
         for (merchant_id, store_id, product, variant), variant_id in sorted(made.items())  # lock order
     ]  # inserted in array order, as jsonb_populate_recordset yields them
-    await conn.execute(_insert_records(product_connections, *rows[0]).on_conflict_do_nothing(), {"records": rows})
+    await conn.execute(_CONNECT, {"records": rows})
     return True
