@@ -125,6 +125,9 @@ class OrderStatusChangedPayload(Model):
 
 
 class OrderStatusChanged(IntegrationEvent):
+    """An order's move between tabs, one per change that commits: from the status before the change to the one after
+    it (an order connected as it arrives goes from none to To Order; the steps between are in its timeline)."""
+
     topic: ClassVar[str] = topics.ORDERS
     event_type: Literal["OrderStatusChanged"] = "OrderStatusChanged"
     payload: OrderStatusChangedPayload

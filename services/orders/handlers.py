@@ -101,14 +101,14 @@ def payable(order: Order, line_ids: list[str] | None = None) -> PayableOrderPayl
 
 def recorded_events(order: Order, content_changed: bool = False) -> list[IntegrationEvent]:
     """What the order recorded in this unit of work, as integration events."""
-    events: list[IntegrationEvent] = [
-        OrderStatusChanged(
-            merchant_id=order.merchant_id,
-            order_id=order.id,
-            payload=OrderStatusChangedPayload(from_status=before, to_status=after, reason=reason),
-        )
-        for before, after, reason in order.status_changes
-    ]
+    events: list[IntegrationEvent] = []
+    if order.status_changes:
+        # One event for the unit of work's net move: the steps in between were never visible outside it (a new
+        # order connected on arrival goes from nothing to To Order), and the timeline keeps them.
+        before, (_, after, reason) = order.status_changes[0][0], order.status_changes[-1]
+        if before != after:
+            payload = OrderStatusChangedPayload(from_status=before, to_status=after, reason=reason)
+            events.append(OrderStatusChanged(merchant_id=order.merchant_id, order_id=order.id, payload=payload))
     entered_to_order = any(after == Status.TO_ORDER for _, after, _ in order.status_changes)
     if order.status == Status.TO_ORDER and (entered_to_order or content_changed):
         events.append(OrderReadyForCheckout(merchant_id=order.merchant_id, order_id=order.id, payload=payable(order)))

@@ -2,9 +2,11 @@
 
 Accepting a delivery checks its signature on the raw body, reads it into a store order version or cancellation
 (a payload we cannot use is refused with 422 and kept), and commits it to the inbox, deduplicated by its delivery
-key, before answering 200. The applier loop then takes the waiting deliveries, oldest first, many per transaction,
-and applies them with `handlers.record_store_orders`, the path sync jobs use too; their events leave through the
-outbox. A crash between the two leaves the delivery waiting: it is applied by the next pass, on any instance.
+key, before answering 200. Deliveries arriving together are applied together in the transaction that keeps them,
+with `handlers.record_store_orders`, the path sync jobs use too; their events leave through the outbox. A group
+that fails to apply is kept unapplied, and so is what a crash leaves behind if another instance kept it that way:
+the applier loop takes such waiting deliveries, oldest first, many per transaction, on any instance, and sets aside
+one that cannot be applied.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class Webhooks:
 
     def __post_init__(self) -> None:
         self.directory = StoreDirectory(self.engine)
-        self.inbox = DeliveryInbox(self.engine, on_accepted=self.arrived.set)
+        self.inbox = DeliveryInbox(self.engine, record_deliveries, _waiting_payload, on_waiting=self.arrived.set)
 
     async def _verified(self, platform: str, key: str, body: bytes, signature: str | None) -> Row:
         store = await self.directory.find(platform, key)
@@ -80,8 +82,7 @@ class Webhooks:
             await self._keep(rejected, body)
             raise
         # The request's correlation id goes with the delivery, so the events it leads to carry it.
-        payload = {**handlers.change_to_json(change), "correlation_id": correlation_id()}
-        delivery = Delivery(store.id, key, topic, change.external_order_id, payload)
+        delivery = Delivery(store.id, key, topic, change.external_order_id, change, correlation_id())
         accepted = await self.inbox.accept(delivery)
         return Ingested(
             "accepted" if accepted else "duplicate", handlers.order_id_for(store.id, delivery.external_order_id)
@@ -154,14 +155,20 @@ async def apply_or_set_aside_oldest(conn: AsyncConnection) -> int:
         if unavailable(exc):
             raise
         log.error("webhooks.delivery_set_aside", delivery_key=waiting[0].delivery_key, error=repr(exc))
-        await _mark(conn, waiting, {}, failed=f"failed: {exc!r}"[:1000])
+        await _mark(conn, waiting, None, failed=f"failed: {exc!r}"[:1000])
     return len(waiting)
 
 
 # Built once, with their values as parameters: a statement built per call costs its construction and its cache
 # key on every batch.
 _CLAIM = (
-    select(webhook_deliveries.c.store_id, webhook_deliveries.c.delivery_key, webhook_deliveries.c.payload)
+    select(
+        webhook_deliveries.c.store_id,
+        webhook_deliveries.c.delivery_key,
+        webhook_deliveries.c.topic,
+        webhook_deliveries.c.external_order_id,
+        webhook_deliveries.c.payload,
+    )
     .where(webhook_deliveries.c.applied_at.is_(None))
     .order_by(webhook_deliveries.c.received_at)
     .limit(bindparam("limit"))
@@ -178,14 +185,27 @@ async def _claim(conn: AsyncConnection, limit: int) -> list[Row]:
 async def _apply(conn: AsyncConnection, waiting: list[Row]) -> None:
     if not waiting:
         return
-    found = {s.id: s for s in await conn.execute(_STORES, {"store_ids": list({w.store_id for w in waiting})})}
-    live = [w for w in waiting if found[w.store_id].status != "removed"]
+    deliveries = [
+        Delivery(*w[:4], handlers.change_from_json(w.payload), w.payload.get("correlation_id")) for w in waiting
+    ]
+    await _mark(conn, waiting, await record_deliveries(conn, deliveries))
+
+
+async def record_deliveries(conn: AsyncConnection, deliveries: list[Delivery]) -> list[str]:
+    """Apply deliveries in order; returns what each one did. Their stores are read again: the one a webhook was
+    checked against may be up to STORE_CACHE_SECONDS old, and a removed store's deliveries are ignored."""
+    found = {s.id: s for s in await conn.execute(_STORES, {"store_ids": list({d.store_id for d in deliveries})})}
+    live = [d for d in deliveries if found[d.store_id].status != "removed"]
     results = await handlers.record_store_orders(
-        conn,
-        [(found[w.store_id], handlers.change_from_json(w.payload)) for w in live],
-        [w.payload.get("correlation_id") for w in live],
+        conn, [(found[d.store_id], d.change) for d in live], [d.correlation_id for d in live]
     )
-    await _mark(conn, waiting, {(w.store_id, w.delivery_key): r.outcome for w, r in zip(live, results, strict=True)})
+    outcomes = {id(d): r.outcome for d, r in zip(live, results, strict=True)}
+    return [outcomes.get(id(d), "ignored: the store was removed") for d in deliveries]
+
+
+def _waiting_payload(delivery: Delivery) -> dict:
+    """What a delivery kept unapplied stores: the applier reads its change and correlation id back from it."""
+    return {**handlers.change_to_json(delivery.change), "correlation_id": delivery.correlation_id}
 
 
 def _marking(*, keep_payload: bool) -> Update:
@@ -208,25 +228,23 @@ _MARK_APPLIED = _marking(keep_payload=False)
 _MARK_FAILED = _marking(keep_payload=True)
 
 
-async def _mark(conn: AsyncConnection, waiting: list[Row], outcomes: dict, failed: str | None = None) -> None:
+async def _mark(
+    conn: AsyncConnection, waiting: list[Row], outcomes: list[str] | None, failed: str | None = None
+) -> None:
     await conn.execute(
         _MARK_FAILED if failed else _MARK_APPLIED,
         {
             "records": [
-                {
-                    "store_id": w.store_id,
-                    "delivery_key": w.delivery_key,
-                    "outcome": failed or outcomes.get((w.store_id, w.delivery_key), "ignored: the store was removed"),
-                }
-                for w in waiting
+                {"store_id": w.store_id, "delivery_key": w.delivery_key, "outcome": failed or outcome}
+                for w, outcome in zip(waiting, outcomes or [None] * len(waiting), strict=True)
             ]
         },
     )
 
 
 async def apply_deliveries(app: FastAPI) -> None:
-    """The applier loop: woken by this instance's accepted deliveries, and looking every APPLY_IDLE_SECONDS for
-    those of other instances or left by a crash. After a failed batch, the next APPLY_BATCH deliveries are applied
+    """The applier loop: woken when this instance leaves a group unapplied, and looking every APPLY_IDLE_SECONDS
+    for those of other instances or left by a crash. After a failed batch, the next APPLY_BATCH deliveries are applied
     one by one, so that one that cannot be applied is found and set aside."""
     webhooks: Webhooks = app.state.webhooks
     linger = app.state.settings.batch_linger_ms / 1000

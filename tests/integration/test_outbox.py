@@ -96,6 +96,31 @@ async def test_a_relay_that_dies_after_publishing_but_before_its_commit_publishe
     assert [e.event_id for e in copies] == [event.event_id, event.event_id]
 
 
+async def test_events_of_one_order_leave_in_order_and_one_too_large_fails_alone(relay_parts):
+    """Many rows of one partition leave in outbox order; a row the producer refuses is kept for a retry and does
+    not hold up the others."""
+    settings, engine, producer = relay_parts
+    order_id = str(uuid.uuid4())
+    events = [status_event(order_id) for _ in range(300)]
+    async with engine.begin() as conn:
+        await add_events(conn, outbox, *events[:150])
+        await conn.execute(
+            outbox.insert().values(event_id=str(uuid.uuid4()), topic=topics.ORDERS, key=order_id, value="x" * 1100000)
+        )
+        await add_events(conn, outbox, *events[150:])
+
+    assert await relay(settings, engine, producer).publish_batch() == 301
+    records = await read_topic(settings.kafka_bootstrap_servers, settings.topic(topics.ORDERS), until=300)
+    assert [parse_event(r.value).event_id for r in records if r.key == order_id.encode()] == [
+        e.event_id for e in events
+    ]
+    async with engine.connect() as conn:
+        (kept,) = (
+            await conn.execute(select(outbox.c.attempts, outbox.c.last_error).where(outbox.c.key == order_id))
+        ).all()
+    assert kept.attempts == 1 and "larger than" in kept.last_error
+
+
 async def test_the_relay_wakes_on_notify_without_waiting_for_its_poll(relay_parts):
     settings, engine, producer = relay_parts
     slow_poll = OutboxRelay(

@@ -13,7 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import event, insert, select
 
-from services.sync.adapters.inbox import StoreDirectory
+from services.sync import webhooks
+from services.sync.adapters.inbox import Delivery, DeliveryInbox, StoreDirectory
 from services.sync.adapters.tables import store_orders, webhook_deliveries
 from services.sync.app import app as sync_app
 from services.sync.domain import shopify
@@ -319,6 +320,34 @@ async def test_accepted_deliveries_survive_a_crash_before_they_are_applied_and_o
     assert kept["order"]["broken"] is True  # kept for ops to look at
     events = await events_for(migrated, {order_id_for(store["id"], str(o["id"])) for o in orders}, expected=2)
     assert len(events) == 2
+
+
+async def test_a_group_that_fails_to_apply_is_kept_and_the_applier_applies_it(sync, engine_for, migrated):
+    """Applying a group in the transaction that keeps it failed: the group is kept unapplied, with its payloads,
+    still answered as accepted, and the applier loop applies it, events carrying the requests' correlation id."""
+    merchant = f"m-{uuid.uuid4().hex[:8]}"
+    shop = new_shop()
+    store = await connect(sync, merchant, shop)
+    orders = [shop.create_order() for _ in range(2)]
+
+    async def failing(conn, deliveries):
+        raise RuntimeError("applying failed")
+
+    left: list[int] = []
+    inbox = DeliveryInbox(engine_for("sync"), failing, webhooks._waiting_payload, on_waiting=lambda: left.append(1))
+    deliveries = [
+        Delivery(
+            store["id"], f"kept-{o['id']}", "orders/create", str(o["id"]), shopify.normalise(store["id"], o), "c-9"
+        )
+        for o in orders
+    ]
+    assert await asyncio.gather(*(inbox.accept(d) for d in deliveries)) == [True, True]
+    assert left == [1]
+    assert await inbox.accept(deliveries[0]) is False  # kept once
+    outcomes = await applied(sync, merchant, store["id"])
+    assert [outcomes[d.delivery_key] for d in deliveries] == ["synced", "synced"]
+    events = await events_for(migrated, {order_id_for(store["id"], str(o["id"])) for o in orders}, expected=2)
+    assert sorted(e.correlation_id for e in events) == ["c-9", "c-9"]
 
 
 def _normalised(store_id: str, order: dict) -> dict:

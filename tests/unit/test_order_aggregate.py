@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.orders.domain.order import Connection, OrderLine, Shipment, Status, new_order
+from services.orders.handlers import recorded_events
 from shared.errors import IllegalTransition
 from shared.events import Address, StoreOrderLine
 from shared.money import Money
@@ -134,3 +135,18 @@ def test_a_shipment_that_overtook_its_payment_applies_once_the_order_is_paid():
     o.mark_paid(Money.of("4.20", "USD"), "checkout")
     assert (o.status, o.shipment, o.early_shipment) == (Status.SHIPPED, shipment("YT9"), None)
     assert [after for _, after, _ in o.status_changes][-3:] == [Status.PENDING, Status.PROCESSING, Status.SHIPPED]
+
+
+def test_a_unit_of_work_announces_its_net_move_once():
+    o = order()
+    o.apply_connections({("p1", "v1"): connection()}, "test")  # a new order connected on arrival
+    assert [(e.event_type, getattr(e.payload, "to_status", None)) for e in recorded_events(o)] == [
+        ("OrderStatusChanged", "to_order"),
+        ("OrderReadyForCheckout", None),
+    ]
+    assert recorded_events(o)[0].payload.from_status is None
+
+    o.status_changes = []  # as loaded in a later unit of work
+    o.apply_connections({}, "test")  # disconnected and connected again: back where it was, with new content
+    o.apply_connections({("p1", "v1"): connection(ratio=2)}, "test")
+    assert [e.event_type for e in recorded_events(o)] == ["OrderReadyForCheckout"]

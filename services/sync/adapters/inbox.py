@@ -1,30 +1,43 @@
 """The webhook hot path's two adapters: stores looked up without a query per delivery, and deliveries written to
 the inbox (`webhook_deliveries`) by group commit, so that a burst of webhooks costs a few transactions, not one
-each. A delivery is answered only after the transaction that holds it commits: nothing answered 200 is lost."""
+each. A group is applied in the transaction that keeps it (write-through): its rows are written once, applied. If
+applying it fails, the group is kept unapplied, with its payloads, for the applier loop, which finds what fails.
+A delivery is answered only after the transaction that holds it commits: nothing answered 200 is lost."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.sync.adapters.tables import stores, webhook_deliveries
-from shared.db import insert_records
+from shared.clock import utcnow
+from shared.db import insert_records, unavailable
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 # How long a store read for a webhook is trusted. A removed store's deliveries within that time are accepted and
 # then ignored when applied; a new webhook secret is picked up at once (a mismatch reads the store again).
 STORE_CACHE_SECONDS = 10.0
 GROUP_COMMIT_MAX = 1000  # deliveries per inbox transaction
 
-# One prepared statement for any group size (a VALUES list is compiled and prepared anew for each). Returns the
-# deliveries inserted: one accepted before, or earlier in the same group, conflicts and is left out.
-_INSERT = (
-    insert_records(webhook_deliveries, "store_id", "delivery_key", "topic", "external_order_id", "payload")
+# One prepared statement each for any group size (a VALUES list is compiled and prepared anew for each). They return
+# the deliveries inserted: one accepted before, or earlier in the same group, conflicts and is left out.
+_KEY = ("store_id", "delivery_key", "topic", "external_order_id")
+_INSERT_APPLIED = (
+    insert_records(webhook_deliveries, *_KEY, "outcome", "applied_at")
+    .on_conflict_do_nothing()
+    .returning(webhook_deliveries.c.store_id, webhook_deliveries.c.delivery_key)
+)
+_INSERT_WAITING = (
+    insert_records(webhook_deliveries, *_KEY, "payload")
     .on_conflict_do_nothing()
     .returning(webhook_deliveries.c.store_id, webhook_deliveries.c.delivery_key)
 )
@@ -74,15 +87,24 @@ class Delivery:
     delivery_key: str
     topic: str
     external_order_id: str
-    payload: dict
+    change: Any  # what the store says happened, read from the payload
+    correlation_id: str | None  # the request's, carried by the events the delivery leads to
+
+
+Apply = Callable[[AsyncConnection, list[Delivery]], Awaitable[list[str]]]
+"""Applies deliveries in the caller's transaction; returns what each one did."""
 
 
 class DeliveryInbox:
     """Group commit: deliveries arriving while a transaction is in flight go together in the next one."""
 
-    def __init__(self, engine: AsyncEngine, on_accepted: Callable[[], None]) -> None:
+    def __init__(
+        self, engine: AsyncEngine, apply: Apply, payload: Callable[[Delivery], dict], on_waiting: Callable[[], None]
+    ) -> None:
         self._engine = engine
-        self._on_accepted = on_accepted
+        self._apply = apply
+        self._payload = payload  # what a delivery kept unapplied stores, for the applier to read back
+        self._on_waiting = on_waiting
         self._waiting: list[tuple[Delivery, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task | None = None
 
@@ -97,19 +119,15 @@ class DeliveryInbox:
     async def _write(self) -> None:
         while self._waiting:
             group, self._waiting = self._waiting[:GROUP_COMMIT_MAX], self._waiting[GROUP_COMMIT_MAX:]
+            deliveries = [d for d, _ in group]
             try:
                 async with self._engine.begin() as conn:
-                    rows = [
-                        {
-                            "store_id": d.store_id,
-                            "delivery_key": d.delivery_key,
-                            "topic": d.topic,
-                            "external_order_id": d.external_order_id,
-                            "payload": d.payload,
-                        }
-                        for d, _ in group
-                    ]
-                    new = {tuple(row) for row in await conn.execute(_INSERT, {"records": rows})}
+                    applied = await self._applied(conn, deliveries)
+                    if applied is not None:
+                        rows, insert = applied, _INSERT_APPLIED
+                    else:
+                        rows, insert = [{**_key(d), "payload": self._payload(d)} for d in deliveries], _INSERT_WAITING
+                    new = {tuple(row) for row in await conn.execute(insert, {"records": rows})}
             except Exception as exc:  # nothing of the group was kept: each request answers with the error
                 for _, accepted in group:
                     if not accepted.done():
@@ -120,4 +138,30 @@ class DeliveryInbox:
                 if not accepted.done():
                     accepted.set_result(key in new)
                 new.discard(key)  # the same delivery twice in one group: the second is the redelivery
-            self._on_accepted()
+            if applied is None:
+                self._on_waiting()
+
+    async def _applied(self, conn: AsyncConnection, deliveries: list[Delivery]) -> list[dict] | None:
+        """The group's rows, applied; None when applying failed (and was rolled back). A redelivery in the group is
+        applied too, to no effect (a version not newer changes nothing), rather than asking first which are new."""
+        try:
+            async with conn.begin_nested():
+                outcomes = await self._apply(conn, deliveries)
+        except Exception as exc:
+            if unavailable(exc):
+                raise
+            log.warning("webhooks.group_left_for_the_applier", deliveries=len(deliveries), error=repr(exc))
+            return None
+        now = utcnow()
+        return [
+            {**_key(d), "outcome": outcome, "applied_at": now} for d, outcome in zip(deliveries, outcomes, strict=True)
+        ]
+
+
+def _key(d: Delivery) -> dict:
+    return {
+        "store_id": d.store_id,
+        "delivery_key": d.delivery_key,
+        "topic": d.topic,
+        "external_order_id": d.external_order_id,
+    }

@@ -39,7 +39,7 @@ router = APIRouter(responses=PROBLEM_RESPONSES, route_class=DirectRoute)
     response_model=WebhookAccepted,
     summary="Shopify order webhooks (HMAC-signed)",
     description="Headers: X-Shopify-Shop-Domain, X-Shopify-Topic, X-Shopify-Webhook-Id, X-Shopify-Hmac-Sha256."
-    " Answered once the delivery is kept; it is applied moments later (see the store's deliveries).",
+    " Answered once the delivery is kept, and as a rule applied with it (see the store's deliveries).",
 )
 async def shopify_webhook(request: Request) -> Response:
     # The hot path reads its headers straight from the request: FastAPI's parameter machinery costs more here
@@ -61,7 +61,7 @@ async def shopify_webhook(request: Request) -> Response:
     response_model=WebhookAccepted,
     summary="WooCommerce order webhooks (HMAC-signed), and the unsigned creation ping",
     description="Headers: X-WC-Webhook-Topic, X-WC-Webhook-Signature."
-    " Answered once the delivery is kept; it is applied moments later (see the store's deliveries).",
+    " Answered once the delivery is kept, and as a rule applied with it (see the store's deliveries).",
 )
 async def woocommerce_webhook(store_id: str, request: Request) -> Response:
     received = await request.app.state.webhooks.receive_woocommerce(
