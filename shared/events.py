@@ -126,7 +126,7 @@ class OrderStatusChangedPayload(Model):
 
 class OrderStatusChanged(IntegrationEvent):
     """An order's move between tabs, one per change that commits: from the status before the change to the one after
-    it (an order connected as it arrives goes from none to To Order; the steps between are in its timeline)."""
+    it (the steps between are in its timeline). A move into To Order is told by OrderReadyForCheckout instead."""
 
     topic: ClassVar[str] = topics.ORDERS
     event_type: Literal["OrderStatusChanged"] = "OrderStatusChanged"
@@ -172,7 +172,8 @@ class PayableOrderPayload(Model):
 
 
 class OrderReadyForCheckout(IntegrationEvent):
-    """Sent when an order enters To Order, and again when its lines, address or packaging change there."""
+    """Sent when an order enters To Order (the one event of that move), and again when its lines, address or
+    packaging change there."""
 
     topic: ClassVar[str] = topics.ORDERS
     event_type: Literal["OrderReadyForCheckout"] = "OrderReadyForCheckout"

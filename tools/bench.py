@@ -9,7 +9,7 @@ Rows:
    topic prefix); one merchant with a Shopify store, a connected catalog variant and a default shipping method;
    signed orders/create webhooks at a steady offered rate (open loop, up to 200 connections), after a warm-up of
    3,000 orders at the same rate that no figure counts (the broker's JIT compiler, prepared statements); per order,
-   the time from its webhook's 200 to its OrderStatusChanged(to_order) on the orders topic (published after the
+   the time from its webhook's 200 to its OrderReadyForCheckout on the orders topic (published after the
    commit that put it in the tab: an upper bound); sustained orders/s is orders in To Order / (first send -> last
    seen);
 3. each service's peak resident memory (VmHWM) at the end of the end-to-end load, and the CPU time each process
@@ -140,9 +140,9 @@ async def watch_to_order(
     stop: asyncio.Event,
     warmed: tuple[int, asyncio.Event],
 ) -> None:
-    """When each order reaches To Order: its OrderStatusChanged(to_order) read from the orders topic. The event is
-    published after the commit that put the order in its tab, so this is an upper bound of the time to the tab,
-    and it costs the system nothing (polling the orders table in a tight loop would)."""
+    """When each order reaches To Order: its OrderReadyForCheckout read from the orders topic (the event of that
+    move). The event is published after the commit that put the order in its tab, so this is an upper bound of the
+    time to the tab, and it costs the system nothing (polling the orders table in a tight loop would)."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", isolation_level="read_committed"
     )
@@ -153,14 +153,10 @@ async def watch_to_order(
             now = time.perf_counter()
             for records in batches.values():
                 for record in records:
-                    if b'"OrderStatusChanged"' not in record.value:  # most events: not parsed at all
+                    if b'"OrderReadyForCheckout"' not in record.value:  # other events: not parsed at all
                         continue
                     event = orjson.loads(record.value)
-                    if (
-                        event["event_type"] == "OrderStatusChanged"
-                        and event["merchant_id"] == merchant
-                        and event["payload"]["to_status"] == "to_order"
-                    ):
+                    if event["event_type"] == "OrderReadyForCheckout" and event["merchant_id"] == merchant:
                         seen.setdefault(event["order_id"], now)
             if len(seen) >= warmed[0]:
                 warmed[1].set()

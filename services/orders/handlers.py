@@ -100,13 +100,13 @@ def payable(order: Order, line_ids: list[str] | None = None) -> PayableOrderPayl
 
 
 def recorded_events(order: Order, content_changed: bool = False) -> list[IntegrationEvent]:
-    """What the order recorded in this unit of work, as integration events."""
+    """What the order recorded in this unit of work, as integration events: one for its net move (the steps in
+    between were never visible outside it, and the timeline keeps them), OrderReadyForCheckout when it entered To
+    Order (that move's one event: it carries the order as checkout needs it) or changed there."""
     events: list[IntegrationEvent] = []
     if order.status_changes:
-        # One event for the unit of work's net move: the steps in between were never visible outside it (a new
-        # order connected on arrival goes from nothing to To Order), and the timeline keeps them.
         before, (_, after, reason) = order.status_changes[0][0], order.status_changes[-1]
-        if before != after:
+        if before != after and after != Status.TO_ORDER:
             payload = OrderStatusChangedPayload(from_status=before, to_status=after, reason=reason)
             events.append(OrderStatusChanged(merchant_id=order.merchant_id, order_id=order.id, payload=payload))
     entered_to_order = any(after == Status.TO_ORDER for _, after, _ in order.status_changes)

@@ -139,14 +139,21 @@ def test_a_shipment_that_overtook_its_payment_applies_once_the_order_is_paid():
 
 def test_a_unit_of_work_announces_its_net_move_once():
     o = order()
-    o.apply_connections({("p1", "v1"): connection()}, "test")  # a new order connected on arrival
-    assert [(e.event_type, getattr(e.payload, "to_status", None)) for e in recorded_events(o)] == [
-        ("OrderStatusChanged", "to_order"),
-        ("OrderReadyForCheckout", None),
+    o.apply_connections({}, "test")  # a new order not connected: quoting
+    assert [(e.event_type, e.payload.from_status, e.payload.to_status) for e in recorded_events(o)] == [
+        ("OrderStatusChanged", None, "quoting")
     ]
-    assert recorded_events(o)[0].payload.from_status is None
+
+    o = order()
+    o.apply_connections({("p1", "v1"): connection()}, "test")  # connected on arrival: quoting, then To Order
+    assert [e.event_type for e in recorded_events(o)] == ["OrderReadyForCheckout"]  # the move's one event
 
     o.status_changes = []  # as loaded in a later unit of work
     o.apply_connections({}, "test")  # disconnected and connected again: back where it was, with new content
     o.apply_connections({("p1", "v1"): connection(ratio=2)}, "test")
     assert [e.event_type for e in recorded_events(o)] == ["OrderReadyForCheckout"]
+    o.status_changes = []
+    o.apply_connections({}, "test")
+    assert [(e.event_type, e.payload.from_status, e.payload.to_status) for e in recorded_events(o)] == [
+        ("OrderStatusChanged", "to_order", "quoting")
+    ]
