@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared import topics
 from shared.auth import TokenVerifier
 from shared.db import make_engine
-from shared.http import RequestContextMiddleware, install_error_handlers, install_health
+from shared.http import ServiceApp, install_error_handlers, install_health
 from shared.logging import configure_logging, get_logger
 from shared.messaging.consumer import Batch, EventConsumer, EventHandler, prune_handled_events
 from shared.messaging.kafka import ensure_topics, make_consumer, make_producer
@@ -130,7 +130,8 @@ def create_app(service: ServiceDefinition) -> FastAPI:
             await producer.stop()
             await engine.dispose()
 
-    app = FastAPI(
+    app = ServiceApp(
+        max_body_bytes=settings.max_body_bytes,
         title=f"{settings.service_name} service",
         description=service.description,
         version="1",
@@ -139,7 +140,6 @@ def create_app(service: ServiceDefinition) -> FastAPI:
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     app.state.definition = service
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
 
     async def ready() -> dict[str, bool]:

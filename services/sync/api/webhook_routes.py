@@ -1,34 +1,14 @@
-"""Store webhooks. Their routes come first in the app: a route is found by trying each in turn, and these are the
-ones called thousands of times a second."""
+"""Store webhooks: the requests that come thousands a second. Their routes are DirectRoutes, served ahead of the
+app's middleware stack and router."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
-
 import orjson
 from fastapi import APIRouter, Request, Response
-from fastapi.routing import APIRoute
 
 from services.sync.api.schemas import WebhookAccepted
 from services.sync.handlers import Ingested
-from shared.http import PROBLEM_RESPONSES
-
-
-class DirectRoute(APIRoute):
-    """A documented route whose endpoint is called with the request and its path parameters (strings), and
-    whose Response goes out as it is. These endpoints read their headers and body themselves and declare no
-    dependencies, so FastAPI's per-request parameter solving and response handling would be pure cost; errors
-    still reach the app's exception handlers."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint = self.endpoint
-
-        async def handle(request: Request) -> Response:
-            return await endpoint(request=request, **request.path_params)
-
-        return handle
-
+from shared.http import PROBLEM_RESPONSES, DirectRoute
 
 router = APIRouter(responses=PROBLEM_RESPONSES, route_class=DirectRoute)
 
