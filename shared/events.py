@@ -190,7 +190,7 @@ class RefundApprovedPayload(Model):
 class RefundApproved(IntegrationEvent):
     """Ops approved a refund; checkout pays it back the way the order was paid."""
 
-    topic: ClassVar[str] = topics.ORDERS
+    topic: ClassVar[str] = topics.AFTER_SALES
     event_type: Literal["RefundApproved"] = "RefundApproved"
     payload: RefundApprovedPayload
 
@@ -205,7 +205,7 @@ class ReshipmentApprovedPayload(Model):
 class ReshipmentApproved(IntegrationEvent):
     """Ops approved a reshipment; tracking opens a new fulfillment linked to the order's first one."""
 
-    topic: ClassVar[str] = topics.ORDERS
+    topic: ClassVar[str] = topics.AFTER_SALES
     event_type: Literal["ReshipmentApproved"] = "ReshipmentApproved"
     payload: ReshipmentApprovedPayload
 

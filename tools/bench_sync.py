@@ -81,14 +81,11 @@ class Connection:
     async def exchange(self, request: bytes) -> int:
         """Send a request encoded beforehand (`encode`) and read the answer; its status."""
         self.writer.write(request)
-        status = int((await self.reader.readline()).split()[1])
-        length = 0
-        while (header := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = header.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        await self.reader.readexactly(length)
-        return status
+        head = (await self.reader.readuntil(b"\r\n\r\n")).lower()  # one read for the status line and headers
+        at = head.find(b"\r\ncontent-length:")
+        if at >= 0:
+            await self.reader.readexactly(int(head[at + 17 : head.index(b"\r\n", at + 2)]))
+        return int(head.split(None, 2)[1])
 
     def close(self) -> None:
         self.writer.close()

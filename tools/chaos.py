@@ -19,6 +19,7 @@ import contextlib
 import email
 import email.policy
 import hashlib
+import importlib
 import itertools
 import os
 import random
@@ -48,12 +49,10 @@ from tools.emulators.stripe import create_app as stripe_app
 from tools.stack import ROOT, SERVICES, Stack, free_ports
 
 INFRA = ROOT / "deploy" / "local" / "infra.sh"
-# What each consumer group reads (services/<name>/consumers.py), for the lag check.
+# What each consumer group reads, for the lag check.
 CONSUMED = {
-    "orders": (topics.STORE_ORDERS, topics.PAYMENTS, topics.FULFILLMENT),
-    "checkout": (topics.ORDERS,),
-    "tracking": (topics.PAYMENTS, topics.ORDERS),
-    "sync": (topics.FULFILLMENT,),
+    name: importlib.import_module(f"services.{name}.consumers").CONSUMES
+    for name in ("orders", "checkout", "tracking", "sync")
 }
 PRODUCT_ID, VARIANT_ID = 7001, 8001
 EMAIL_FROM = "shipping@dropship.local"
@@ -556,7 +555,8 @@ class ChaosRun:
                     return await conn.fetch(sql)
                 finally:
                     await conn.close()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # InternalClientError: the server went away in the middle of the exchange (asyncpg's state machine)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError):
                 await asyncio.sleep(0.2)
         raise TimeoutError("the database did not come back")
 

@@ -4,7 +4,7 @@ from services.checkout import handlers
 from shared import topics
 from shared.messaging.consumer import Batch
 
-CONSUMES = (topics.ORDERS,)
+CONSUMES = (topics.ORDERS, topics.AFTER_SALES)
 
 # One Batch for both: the orders service publishes them interleaved, order after order.
 ORDER_EVENTS = Batch(handlers.on_order_events)

@@ -3,7 +3,7 @@
 from services.tracking import handlers
 from shared import topics
 
-CONSUMES = (topics.PAYMENTS, topics.ORDERS)
+CONSUMES = (topics.PAYMENTS, topics.AFTER_SALES)
 
 HANDLERS = {
     "OrderPaid": handlers.on_order_paid,

@@ -93,10 +93,12 @@ class Service:
         """The events orders published about one order, once every type in `types` is among them."""
         deadline = time.monotonic() + timeout
         while True:
-            records = await read_topic(
-                self.settings.kafka_bootstrap_servers, self.settings.topic(topics.ORDERS), until=1, timeout=2
-            )
-            events = [parse_event(r.value) for r in records if r.key == order_id.encode()]
+            events = []
+            for topic in (topics.ORDERS, topics.AFTER_SALES):
+                records = await read_topic(
+                    self.settings.kafka_bootstrap_servers, self.settings.topic(topic), until=1, timeout=2
+                )
+                events += [parse_event(r.value) for r in records if r.key == order_id.encode()]
             if all(any(e.event_type == t for e in events) for t in types) or time.monotonic() > deadline:
                 return events
 
