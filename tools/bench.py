@@ -11,7 +11,7 @@ Rows:
    3,000 orders at the same rate that no figure counts (the broker's JIT compiler, prepared statements); per order,
    the time from its webhook's 200 to its OrderReadyForCheckout on the orders topic (published after the
    commit that put it in the tab: an upper bound); sustained orders/s is orders in To Order / (first send -> last
-   seen);
+   seen), offered at 1,050/s by default, above the goal of 1,000/s;
 3. each service's peak resident memory (VmHWM) at the end of the end-to-end load, and the CPU time each process
    (and PostgreSQL, Kafka, the load generator, the whole machine) spent per order during it;
 4. webhook ingest: signed orders/create at 100 in flight against the same sync process (`bench_sync.closed_loop`);
@@ -449,7 +449,9 @@ def table(args: argparse.Namespace, baseline: float, e2e: dict, wall: float | No
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 orders end to end, 200,000 orders in the tabs")
-    parser.add_argument("--rate", type=float, default=1000.0, help="offered webhooks/s end to end (default 1000)")
+    # Above the goal: orders/s counts the drain of the last orders after the load stops, so an offered 1,000/s
+    # cannot read 1,000/s however fast the system is; 5 % more shows whether it keeps up past the goal.
+    parser.add_argument("--rate", type=float, default=1050.0, help="offered webhooks/s end to end (default 1050)")
     parser.add_argument("--orders", type=int, help="orders end to end (default 10,000; 1,000 with --quick)")
     parser.add_argument(
         "--warmup", type=int, help="orders sent first at the same rate and left out (default 3,000; 500 with --quick)"
