@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     BindParameter,
     Column,
+    ColumnElement,
     DateTime,
     Identity,
     Index,
@@ -25,9 +26,11 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     column,
+    delete,
     func,
     literal_column,
     select,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, Insert, insert
 from sqlalchemy.exc import DBAPIError, InterfaceError
@@ -140,6 +143,20 @@ def insert_records(table: Table, *columns: str, name: str = "records") -> Insert
     every execution, about half of the Python time of running it."""
     rows = records(table, name)
     return insert(table).from_select(list(columns), select(*(rows.c[c] for c in columns)))
+
+
+async def prune(engine: AsyncEngine, table: Table, *where: ColumnElement[bool], batch: int = 10_000) -> int:
+    """Delete the rows of `table` that match `where`, a batch per transaction (one DELETE of millions of rows would
+    hold its locks and its transaction for minutes); returns how many."""
+    key = table.primary_key.columns
+    chosen = select(*key).where(*where).limit(batch)
+    pruned = 0
+    while True:
+        async with engine.begin() as conn:
+            deleted = (await conn.execute(delete(table).where(tuple_(*key).in_(chosen)))).rowcount
+        pruned += deleted
+        if deleted < batch:
+            return pruned
 
 
 def common_tables(metadata: MetaData) -> tuple[Table, Table, Table]:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -102,7 +103,15 @@ def create_app(service: ServiceDefinition) -> FastAPI:
             )
             tasks.append(
                 asyncio.create_task(
-                    _prune_handled_events(engine, service.table("handled_events"), settings),
+                    every_hour(
+                        "consumer.handled_events_pruned",
+                        partial(
+                            prune_handled_events,
+                            engine,
+                            service.table("handled_events"),
+                            timedelta(days=settings.handled_events_retention_days),
+                        ),
+                    ),
                     name="prune-handled-events",
                 )
             )
@@ -165,17 +174,15 @@ async def _until_reachable(what: str, attempt: Callable[[], Awaitable[T]], patie
             delay = min(delay * 2, 5.0)
 
 
-async def _prune_handled_events(engine: AsyncEngine, table: Table, settings: ServiceSettings) -> None:
-    """Every hour, the event ids handled longer ago than HANDLED_EVENTS_RETENTION_DAYS are forgotten: the table
-    would otherwise grow by a row per event for ever. (Instances may prune at once: they delete the same rows.)"""
-    keep = timedelta(days=settings.handled_events_retention_days)
+async def every_hour(event: str, prune: Callable[[], Awaitable[int]]) -> None:
+    """Prune now and every hour after, logging `event` with the number of rows gone: a table that gains a row per
+    event or webhook would otherwise grow for ever. (Instances may prune at once: they delete the same rows.)"""
     while True:
         try:
-            pruned = await prune_handled_events(engine, table, keep)
-            if pruned:
-                log.info("consumer.handled_events_pruned", rows=pruned)
+            if pruned := await prune():
+                log.info(event, rows=pruned)
         except Exception as exc:  # the database away: the next hour tries again
-            log.warning("consumer.prune_failed", error=repr(exc))
+            log.warning("service.prune_failed", what=event, error=repr(exc))
         await asyncio.sleep(3600)
 
 

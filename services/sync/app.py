@@ -6,7 +6,7 @@ from services.sync.api import routes, webhook_routes
 from services.sync.consumers import CONSUMES, HANDLERS
 from services.sync.polling import periodic_sync
 from services.sync.settings import SyncSettings, get_settings
-from services.sync.webhooks import Webhooks, apply_deliveries
+from services.sync.webhooks import Webhooks, apply_deliveries, prune_webhook_records_hourly
 from services.sync.writeback import push_tracking
 from shared.service import ServiceDefinition, create_app
 
@@ -26,7 +26,7 @@ def app(settings: SyncSettings | None = None) -> FastAPI:
             handlers=HANDLERS,
             consumes=CONSUMES,
             on_start=_start,
-            background=(apply_deliveries, periodic_sync, push_tracking),
+            background=(apply_deliveries, periodic_sync, push_tracking, prune_webhook_records_hourly),
         )
     )
     application.state.secret_box = SecretBox(settings.sync_secrets_key)

@@ -26,6 +26,9 @@ class SyncSettings(ServiceSettings):
     writeback_interval_seconds: float = 1.0
     writeback_backoff_seconds: float = 30.0
     writeback_max_attempts: int = 8
+    # Applied webhook deliveries (the record of each and its dedupe key) and refused payloads are kept this long.
+    # It must outlast the stores' redeliveries (Shopify retries a webhook for 48 hours) to recognise them.
+    webhook_retention_days: float = 30.0
 
     @model_validator(mode="after")
     def _real_key_in_production(self) -> "SyncSettings":

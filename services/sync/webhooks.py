@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 
 import orjson
 from fastapi import FastAPI
@@ -24,13 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.sync import handlers
 from services.sync.adapters.inbox import Delivery, DeliveryInbox, StoreDirectory
 from services.sync.adapters.secrets import SecretBox
-from services.sync.adapters.tables import stores, webhook_deliveries
+from services.sync.adapters.tables import stores, webhook_deliveries, webhook_failures
 from services.sync.domain import woocommerce
 from services.sync.domain.parsing import UnusableOrder
 from services.sync.handlers import Ingested
-from shared.db import records, text_array, unavailable
+from shared.db import prune, records, text_array, unavailable
 from shared.errors import Unauthorized, Unprocessable
 from shared.logging import correlation_id, get_logger
+from shared.service import every_hour
 from shared.signatures import valid_base64_hmac
 
 log = get_logger(__name__)
@@ -267,3 +270,16 @@ async def apply_deliveries(app: FastAPI) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(webhooks.arrived.wait(), APPLY_IDLE_SECONDS)
             await asyncio.sleep(linger)  # deliveries accepted just after join the next batch
+
+
+async def prune_webhook_records(engine: AsyncEngine, keep: timedelta) -> int:
+    """Applied deliveries and refused payloads older than `keep` go; returns how many. A delivery still waiting to
+    be applied stays, whatever its age."""
+    d, f = webhook_deliveries, webhook_failures
+    deliveries = await prune(engine, d, d.c.received_at < func.now() - keep, d.c.applied_at.is_not(None))
+    return deliveries + await prune(engine, f, f.c.received_at < func.now() - keep)
+
+
+async def prune_webhook_records_hourly(app: FastAPI) -> None:
+    keep = timedelta(days=app.state.settings.webhook_retention_days)
+    await every_hour("webhooks.records_pruned", partial(prune_webhook_records, app.state.engine, keep))

@@ -18,11 +18,11 @@ from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
-from sqlalchemy import Table, delete, func, select, tuple_
+from sqlalchemy import Table, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.db import insert_records, unavailable
+from shared.db import insert_records, prune, unavailable
 from shared.events import IntegrationEvent, parse_event
 from shared.logging import bind_correlation_id, get_logger
 
@@ -286,14 +286,6 @@ class EventConsumer:
 
 
 async def prune_handled_events(engine: AsyncEngine, handled_events: Table, keep: timedelta, batch: int = 10_000) -> int:
-    """Forget the event ids handled longer ago than `keep`, a batch per transaction; returns how many. `keep` must
-    outlast the topics' retention: an event can only come again while its topic still holds it."""
-    h = handled_events
-    oldest = select(h.c.consumer, h.c.event_id).where(h.c.handled_at < func.now() - keep).limit(batch)
-    pruned = 0
-    while True:
-        async with engine.begin() as conn:
-            deleted = (await conn.execute(delete(h).where(tuple_(h.c.consumer, h.c.event_id).in_(oldest)))).rowcount
-        pruned += deleted
-        if deleted < batch:
-            return pruned
+    """Forget the event ids handled longer ago than `keep`; returns how many. `keep` must outlast the topics'
+    retention: an event can only come again while its topic still holds it."""
+    return await prune(engine, handled_events, handled_events.c.handled_at < func.now() - keep, batch=batch)

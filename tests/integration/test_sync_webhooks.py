@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from sqlalchemy import event, insert, select
 
 from services.sync import webhooks
 from services.sync.adapters.inbox import Delivery, DeliveryInbox, StoreDirectory
-from services.sync.adapters.tables import store_orders, webhook_deliveries
+from services.sync.adapters.tables import store_orders, webhook_deliveries, webhook_failures
 from services.sync.app import app as sync_app
 from services.sync.domain import shopify
 from services.sync.handlers import order_id_for
@@ -348,6 +349,54 @@ async def test_a_group_that_fails_to_apply_is_kept_and_the_applier_applies_it(sy
     assert [outcomes[d.delivery_key] for d in deliveries] == ["synced", "synced"]
     events = await events_for(migrated, {order_id_for(store["id"], str(o["id"])) for o in orders}, expected=2)
     assert sorted(e.correlation_id for e in events) == ["c-9", "c-9"]
+
+
+async def test_webhook_records_older_than_the_retention_are_pruned_but_not_a_waiting_delivery(sync, engine_for):
+    merchant = f"m-{uuid.uuid4().hex[:8]}"
+    store = await connect(sync, merchant, new_shop())
+    engine = engine_for("sync")
+    long_ago, lately = datetime.now(UTC) - timedelta(days=31), datetime.now(UTC) - timedelta(days=29)
+
+    def delivery(key: str, received_at: datetime, applied: bool) -> dict:
+        return {
+            "store_id": store["id"],
+            "delivery_key": key,
+            "topic": "orders/create",
+            "received_at": received_at,
+            "applied_at": received_at if applied else None,
+            "outcome": "synced" if applied else None,
+            "payload": None if applied else {"order": {}},
+        }
+
+    failure = {"store_id": store["id"], "merchant_id": merchant, "topic": "orders/create", "field": "id", "error": "x"}
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(webhook_deliveries),
+            [
+                delivery("old", long_ago, True),
+                delivery("old-waiting", long_ago, False),
+                delivery("recent", lately, True),
+            ],
+        )
+        await conn.execute(
+            insert(webhook_failures),
+            [
+                {**failure, "id": f"{merchant}-old", "payload": "{}", "received_at": long_ago},
+                {**failure, "id": f"{merchant}-recent", "payload": "{}", "received_at": lately},
+            ],
+        )
+    assert await webhooks.prune_webhook_records(engine, timedelta(days=30)) >= 2  # and what other tests left
+    async with engine.connect() as conn:
+        kept = set(
+            await conn.scalars(
+                select(webhook_deliveries.c.delivery_key).where(webhook_deliveries.c.store_id == store["id"])
+            )
+        )
+        failures = set(
+            await conn.scalars(select(webhook_failures.c.id).where(webhook_failures.c.merchant_id == merchant))
+        )
+    assert kept >= {"old-waiting", "recent"} and "old" not in kept
+    assert failures == {f"{merchant}-recent"}
 
 
 def _normalised(store_id: str, order: dict) -> dict:

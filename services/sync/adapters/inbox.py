@@ -30,14 +30,14 @@ GROUP_COMMIT_MAX = 1000  # deliveries per inbox transaction
 
 # One prepared statement each for any group size (a VALUES list is compiled and prepared anew for each). They return
 # the deliveries inserted: one accepted before, or earlier in the same group, conflicts and is left out.
-_KEY = ("store_id", "delivery_key", "topic", "external_order_id")
+_COLUMNS = ("store_id", "delivery_key", "topic", "external_order_id")  # every delivery row's, applied or waiting
 _INSERT_APPLIED = (
-    insert_records(webhook_deliveries, *_KEY, "outcome", "applied_at")
+    insert_records(webhook_deliveries, *_COLUMNS, "outcome", "applied_at")
     .on_conflict_do_nothing()
     .returning(webhook_deliveries.c.store_id, webhook_deliveries.c.delivery_key)
 )
 _INSERT_WAITING = (
-    insert_records(webhook_deliveries, *_KEY, "payload")
+    insert_records(webhook_deliveries, *_COLUMNS, "payload")
     .on_conflict_do_nothing()
     .returning(webhook_deliveries.c.store_id, webhook_deliveries.c.delivery_key)
 )
@@ -126,7 +126,10 @@ class DeliveryInbox:
                     if applied is not None:
                         rows, insert = applied, _INSERT_APPLIED
                     else:
-                        rows, insert = [{**_key(d), "payload": self._payload(d)} for d in deliveries], _INSERT_WAITING
+                        rows, insert = (
+                            [{**_columns(d), "payload": self._payload(d)} for d in deliveries],
+                            _INSERT_WAITING,
+                        )
                     new = {tuple(row) for row in await conn.execute(insert, {"records": rows})}
             except Exception as exc:  # nothing of the group was kept: each request answers with the error
                 for _, accepted in group:
@@ -154,14 +157,10 @@ class DeliveryInbox:
             return None
         now = utcnow()
         return [
-            {**_key(d), "outcome": outcome, "applied_at": now} for d, outcome in zip(deliveries, outcomes, strict=True)
+            {**_columns(d), "outcome": outcome, "applied_at": now}
+            for d, outcome in zip(deliveries, outcomes, strict=True)
         ]
 
 
-def _key(d: Delivery) -> dict:
-    return {
-        "store_id": d.store_id,
-        "delivery_key": d.delivery_key,
-        "topic": d.topic,
-        "external_order_id": d.external_order_id,
-    }
+def _columns(d: Delivery) -> dict:
+    return {name: getattr(d, name) for name in _COLUMNS}

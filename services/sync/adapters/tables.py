@@ -39,6 +39,7 @@ webhook_deliveries = Table(
     # The inbox: deliveries accepted (committed, answered 200) and not yet applied to store_orders.
     Index("ix_webhook_deliveries_pending", "received_at", postgresql_where=text("applied_at IS NULL")),
     Index(None, "store_id", "received_at"),
+    Index("ix_webhook_deliveries_received_at", "received_at", postgresql_using="brin"),  # pruning by age
 )
 
 webhook_failures = Table(
@@ -53,6 +54,7 @@ webhook_failures = Table(
     Column("payload", Text, nullable=False, comment="the raw body, kept so nothing is lost"),
     Timestamp("received_at", nullable=False, server_default=func.now()),
     Index(None, "merchant_id", "received_at"),
+    Index("ix_webhook_failures_received_at", "received_at", postgresql_using="brin"),  # pruning by age
 )
 
 store_orders = Table(
