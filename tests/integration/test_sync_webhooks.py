@@ -12,11 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert, select, update
 
 from services.sync import webhooks
+from services.sync.adapters import inbox
 from services.sync.adapters.inbox import Delivery, DeliveryInbox, StoreDirectory
-from services.sync.adapters.tables import store_orders, webhook_deliveries, webhook_failures
+from services.sync.adapters.tables import store_orders, stores, webhook_deliveries, webhook_failures
 from services.sync.app import app as sync_app
 from services.sync.domain import shopify
 from services.sync.handlers import order_id_for
@@ -403,8 +404,11 @@ def _normalised(store_id: str, order: dict) -> dict:
     return shopify.normalise(store_id, order).model_dump(mode="json")
 
 
-async def test_webhooks_in_flight_when_the_store_entry_expires_share_one_read(sync, engine_for):
-    """Each request reading the store on its own took a connection apiece, past the pool, for the same row."""
+async def test_webhooks_share_one_store_read_and_an_expired_entry_is_read_again_behind_them(
+    sync, engine_for, monkeypatch
+):
+    """Each request reading the store on its own took a connection apiece, past the pool, for the same row; and
+    webhooks waiting for the read of an expired entry piled up behind it."""
     merchant = f"m-{uuid.uuid4().hex[:8]}"
     shop = new_shop()
     store = await connect(sync, merchant, shop)
@@ -420,5 +424,25 @@ async def test_webhooks_in_flight_when_the_store_entry_expires_share_one_read(sy
         assert len(reads) == 1
         await directory.find("shopify", shop.shop, fresh=True)  # a signature mismatch reads again
         assert len(reads) == 2
+
+        monkeypatch.setattr(inbox, "STORE_CACHE_SECONDS", 0.0)  # expired: the row held answers, one read refreshes
+        assert (await directory.find("shopify", shop.shop)).id == store["id"]
+        assert directory._reading  # answered without waiting for the read
+        monkeypatch.setattr(inbox, "STORE_CACHE_SECONDS", 10.0)
+        held = await asyncio.gather(*(directory.find("shopify", shop.shop) for _ in range(20)))
+        assert {row.id for row in held} == {store["id"]}
+        async with asyncio.timeout(5):
+            while len(reads) < 3 or directory._reading:
+                await asyncio.sleep(0.01)
+        assert len(reads) == 3
+
+        async with engine.begin() as conn:  # the shop is no longer this store's: the refresh forgets it
+            await conn.execute(update(stores).where(stores.c.id == store["id"]).values(shop_domain=f"gone-{shop.shop}"))
+        monkeypatch.setattr(inbox, "STORE_CACHE_SECONDS", 0.0)
+        assert (await directory.find("shopify", shop.shop)).id == store["id"]  # held, while it is read again
+        async with asyncio.timeout(5):
+            while directory._reading:
+                await asyncio.sleep(0.01)
+        assert await directory.find("shopify", shop.shop) is None
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", listen)
