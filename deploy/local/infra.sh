@@ -215,6 +215,9 @@ pg_write_runtime_conf() {
 port = $PG_PORT
 listen_addresses = '$HOST'
 unix_socket_directories = '$sock'
+# 1,000 orders/s write about 10 MB of WAL a second: with the default 1GB, a checkpoint started on WAL volume every
+# minute or so, each followed by a burst of full-page images that stalled the pipeline for seconds.
+max_wal_size = 4GB
 EOF
   if is_root; then chown "$PG_OS_USER:" "$PG_DATA/dropship-runtime.conf"; fi
 }
