@@ -158,7 +158,7 @@ async def apply_or_set_aside_oldest(conn: AsyncConnection) -> int:
         if unavailable(exc):
             raise
         log.error("webhooks.delivery_set_aside", delivery_key=waiting[0].delivery_key, error=repr(exc))
-        await _mark(conn, waiting, None, failed=f"failed: {exc!r}"[:1000])
+        await _mark(conn, waiting, [f"failed: {exc!r}"[:1000]], keep_payload=True)
     return len(waiting)
 
 
@@ -231,17 +231,11 @@ _MARK_APPLIED = _marking(keep_payload=False)
 _MARK_FAILED = _marking(keep_payload=True)
 
 
-async def _mark(
-    conn: AsyncConnection, waiting: list[Row], outcomes: list[str] | None, failed: str | None = None
-) -> None:
+async def _mark(conn: AsyncConnection, waiting: list[Row], outcomes: list[str], *, keep_payload: bool = False) -> None:
+    marked = zip(waiting, outcomes, strict=True)
     await conn.execute(
-        _MARK_FAILED if failed else _MARK_APPLIED,
-        {
-            "records": [
-                {"store_id": w.store_id, "delivery_key": w.delivery_key, "outcome": failed or outcome}
-                for w, outcome in zip(waiting, outcomes or [None] * len(waiting), strict=True)
-            ]
-        },
+        _MARK_FAILED if keep_payload else _MARK_APPLIED,
+        {"records": [{"store_id": w.store_id, "delivery_key": w.delivery_key, "outcome": o} for w, o in marked]},
     )
 
 
