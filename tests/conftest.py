@@ -14,8 +14,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from shared.messaging.kafka import delete_topics
 from shared.migrations import upgrade
 from shared.settings import ServiceSettings
+from tests.kafka import SESSION_TOPICS, new_topic_prefix
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("sync", "orders", "checkout", "tracking")
@@ -58,8 +60,11 @@ def database_url(infra: ServiceSettings) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def topic_prefix() -> str:
-    return f"t{uuid.uuid4().hex[:8]}."
+def topic_prefix(infra: ServiceSettings) -> Iterator[str]:
+    """The session's topic prefix. At the session's end, its topics go, with those of every new_topic_prefix: left
+    behind, their partitions would slow the broker's start and background work on every later run."""
+    yield new_topic_prefix("session")
+    asyncio.run(delete_topics(infra.kafka_bootstrap_servers, SESSION_TOPICS))
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared.messaging.kafka import by_key
+
+# Every topic a test session creates starts with this, so that the session deletes them all at its end.
+SESSION_TOPICS = f"t{uuid.uuid4().hex[:8]}."
+
+
+def new_topic_prefix(kind: str) -> str:
+    """A topic prefix of this session, for services or clients that must not see the others' events."""
+    return f"{SESSION_TOPICS}{kind}{uuid.uuid4().hex[:6]}."
 
 
 async def read_topic(bootstrap: str, topic: str, *, until: int, timeout: float = 20) -> list[ConsumerRecord]:

@@ -40,10 +40,10 @@ import asyncpg
 import httpx
 import uvloop
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from services.sync.handlers import order_id_for
 from shared import topics
+from shared.messaging.kafka import delete_topics
 from shared.settings import ServiceSettings
 from tools import demo
 from tools.bench_orders import admin
@@ -58,17 +58,6 @@ INGEST_CONCURRENCY = 100
 DRAIN_TIMEOUT_S = 60.0
 SENDER_CONNECTIONS = 200
 PRODUCT_ID, VARIANT_ID = 101, 201
-
-
-async def delete_topics(base: ServiceSettings, prefix: str) -> None:
-    client = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
-    await client.start()
-    try:
-        names = [name for name in await client.list_topics() if name.startswith(prefix)]
-        if names:
-            await client.delete_topics(names)
-    finally:
-        await client.close()
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -337,7 +326,7 @@ async def stack_figures(args: argparse.Namespace, base: ServiceSettings) -> tupl
             await asyncio.to_thread(stack.stop)
         await admin(base, f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
         try:
-            await delete_topics(base, prefix)
+            await delete_topics(base.kafka_bootstrap_servers, prefix)
         except Exception as exc:  # a leftover topic under a unique prefix harms nothing
             print(f"(topics under {prefix} not deleted: {exc!r})", file=sys.stderr)
 

@@ -30,6 +30,7 @@ from services.checkout.settings import CheckoutSettings
 from shared.auth import mint_token
 from shared.db import make_engine
 from shared.events import Address, OrderReadyForCheckout, PayableLine, PayableOrderPayload
+from shared.messaging.kafka import delete_topics
 from shared.migrations import upgrade
 from shared.money import Money
 from tools.stack import Stack, free_ports
@@ -206,6 +207,7 @@ async def run(orders: int, quotes: int) -> None:
                 quote_ms.append((q1 - q0) * 1000)
     finally:
         stack.stop()
+        await delete_topics(base.kafka_bootstrap_servers, settings.topic_prefix)
 
     wall = t3 - t0
     print(f"checkout benchmark: {orders} orders, 3 methods, 3 rules + default, service on HTTP as a process")

@@ -35,7 +35,7 @@ from services.orders.settings import OrdersSettings
 from shared import topics
 from shared.auth import mint_token
 from shared.events import Address, OrderSynced, OrderSyncedPayload, StoreOrder, StoreOrderLine
-from shared.messaging.kafka import by_key
+from shared.messaging.kafka import by_key, delete_topics
 from shared.migrations import upgrade
 from shared.money import Money
 from shared.settings import ServiceSettings
@@ -296,6 +296,7 @@ async def run(args: argparse.Namespace) -> int:
             process.wait(timeout=20)
         if not args.keep:
             await admin(base, f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+            await delete_topics(base.kafka_bootstrap_servers, settings.topic_prefix)
     return 1 if failed else 0
 
 

@@ -27,7 +27,6 @@ from datetime import datetime
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import Table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -38,7 +37,7 @@ from shared.db import make_engine, service_metadata
 from shared.events import IntegrationEvent, OrderStatusChanged, OrderStatusChangedPayload
 from shared.logging import configure_logging
 from shared.messaging.consumer import EventConsumer
-from shared.messaging.kafka import ensure_topics, make_consumer, make_producer
+from shared.messaging.kafka import delete_topics, ensure_topics, make_consumer, make_producer
 from shared.messaging.outbox import OutboxRelay, add_events, notify_trigger_ddl
 from shared.settings import ServiceSettings
 
@@ -126,15 +125,6 @@ async def create_schemas(engine: AsyncEngine) -> None:
             await conn.exec_driver_sql(ddl)
         await conn.exec_driver_sql(RECEIVED_DDL)
         await conn.exec_driver_sql(RAW_DDL)
-
-
-async def delete_topics(settings: ServiceSettings, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.delete_topics(names)
-    finally:
-        await admin.close()
 
 
 async def message_counts(settings: ServiceSettings, names: list[str]) -> dict[str, int]:
@@ -428,7 +418,7 @@ async def run(args: argparse.Namespace) -> Figures:
         await drop_database(base)
         if topics_created:
             with contextlib.suppress(Exception):
-                await delete_topics(psettings, bench_topics)
+                await delete_topics(psettings.kafka_bootstrap_servers, prefix)
 
 
 # --- output ----------------------------------------------------------------------------------------------------

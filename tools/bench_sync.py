@@ -32,6 +32,7 @@ import asyncpg
 import httpx
 
 from services.sync.adapters.store_clients import ShopifyClient
+from shared.messaging.kafka import delete_topics
 from shared.settings import ServiceSettings
 from tools import demo
 from tools.emulators import serve
@@ -309,6 +310,7 @@ async def main_async(args) -> int:
         ok &= await bench_backfill(base, args)
     finally:
         stack.stop()
+        await delete_topics(ServiceSettings().kafka_bootstrap_servers, env["TOPIC_PREFIX"])
     return 0 if ok else 1
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.tracking.adapters.tables import emails, fulfillments, shipments
 from services.tracking.settings import TrackingSettings
 from shared.clock import utcnow
+from shared.messaging.kafka import delete_topics
 from shared.migrations import upgrade
 from shared.signatures import hmac_sha256_base64
 from tools.stack import Stack, free_ports
@@ -232,6 +233,7 @@ async def main(webhooks: int, concurrency: int, email_count: int) -> None:
         await engine.dispose()
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
+        await delete_topics(settings.kafka_bootstrap_servers, env["TOPIC_PREFIX"])
 
 
 if __name__ == "__main__":

@@ -49,6 +49,19 @@ def make_consumer(settings: ServiceSettings, *topic_names: str) -> AIOKafkaConsu
     )
 
 
+async def delete_topics(bootstrap_servers: str, prefix: str) -> None:
+    """Delete the topics whose names start with `prefix`: those of a finished test or benchmark run. Left behind,
+    their partitions cost the broker start-up time and background work on every later run."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
 async def ensure_topics(settings: ServiceSettings, names: list[str]) -> None:
     """Create the topics a service uses if they are missing (partitions from settings; keyed by order id)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)

@@ -20,6 +20,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from shared.auth import AnyUser, Merchant, Ops
+from tests.kafka import new_topic_prefix
 from tools.emulators import stripe as stripe_emulator
 from tools.stack import SERVICES, Stack, free_ports
 
@@ -90,7 +91,7 @@ def services_up(base_env: dict[str, str], log_dir: Path, **extra_env: str) -> It
         with _stripe(f"http://127.0.0.1:{ports['checkout']}/webhooks/stripe", stripe_port) as stripe_url:
             env = {
                 **base_env,
-                "TOPIC_PREFIX": f"e2e{uuid.uuid4().hex[:8]}.",
+                "TOPIC_PREFIX": new_topic_prefix("e2e"),
                 "STRIPE_API_BASE": stripe_url,
                 "STRIPE_SECRET_KEY": STRIPE_SECRET_KEY,
                 "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,

@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.kafka import new_topic_prefix
 from tools import demo
 from tools.emulators import serve
 from tools.emulators.shopify import ShopifyEmulator
@@ -25,7 +26,7 @@ async def test_secrets_stay_out_of_answers_logs_and_rows(migrated, tmp_path):
     secrets = (token, new_token, webhook_secret, woo_secret)
     shop = ShopifyEmulator(f"s{uuid.uuid4().hex[:8]}.myshopify.com", access_token=token, webhook_secret=webhook_secret)
     (port,) = free_ports(1)
-    env = {**migrated, "TOPIC_PREFIX": f"syncproc{uuid.uuid4().hex[:6]}.", "LOG_LEVEL": "DEBUG"}
+    env = {**migrated, "TOPIC_PREFIX": new_topic_prefix("syncproc"), "LOG_LEVEL": "DEBUG"}
     stack = Stack(env, ports={"sync": port}, log_dir=tmp_path)
     stack.start("sync")
     answers: list[str] = []

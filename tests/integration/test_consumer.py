@@ -26,7 +26,7 @@ from shared.messaging.kafka import ensure_topics, make_consumer, make_producer
 from shared.messaging.outbox import add_events
 from shared.money import Money
 from tests.conftest import settings_for
-from tests.kafka import produce, read_topic
+from tests.kafka import new_topic_prefix, produce, read_topic
 
 
 def synced(order_id: str, external_id: str) -> OrderSynced:
@@ -63,7 +63,7 @@ def synced(order_id: str, external_id: str) -> OrderSynced:
 @pytest.fixture
 async def orders_consumer(migrated, engine_for):
     """The orders service's real handlers behind an EventConsumer, on a topic prefix of its own."""
-    settings = settings_for("orders", migrated, topic_prefix=f"cons{uuid.uuid4().hex[:6]}.", consumer_max_attempts=2)
+    settings = settings_for("orders", migrated, topic_prefix=new_topic_prefix("cons"), consumer_max_attempts=2)
     dead_letter = settings.topic(topics.dead_letter(settings.service_name))
     await ensure_topics(settings, [settings.topic(topics.STORE_ORDERS), settings.topic(topics.PAYMENTS), dead_letter])
     engine = engine_for("orders")
@@ -160,7 +160,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_later_messages_fl
 
 
 async def test_a_batch_handler_gets_runs_and_a_failing_event_in_a_run_goes_aside_alone(migrated, engine_for):
-    settings = settings_for("orders", migrated, topic_prefix=f"batch{uuid.uuid4().hex[:6]}.", consumer_max_attempts=2)
+    settings = settings_for("orders", migrated, topic_prefix=new_topic_prefix("batch"), consumer_max_attempts=2)
     topic, dead_letter = settings.topic(topics.STORE_ORDERS), settings.topic(topics.dead_letter("orders"))
     await ensure_topics(settings, [topic, dead_letter])
     engine, key = engine_for("orders"), str(uuid.uuid4())

@@ -40,7 +40,7 @@ from shared.events import (
 )
 from shared.money import Money
 from tests.conftest import settings_for
-from tests.kafka import produce, read_topic
+from tests.kafka import new_topic_prefix, produce, read_topic
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 ADDRESS = Address(name="Ana Lima", address1="Rua A 1", city="Porto", zip="4000-001", country_code="PT")
@@ -105,7 +105,7 @@ class Service:
 
 @pytest.fixture(scope="module")
 async def svc(migrated):
-    prefix = f"ord{uuid.uuid4().hex[:6]}."
+    prefix = new_topic_prefix("ord")
     env = {**migrated, "TOPIC_PREFIX": prefix}
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():

@@ -12,7 +12,7 @@ from shared.events import OrderStatusChanged, OrderStatusChangedPayload, parse_e
 from shared.messaging.kafka import ensure_topics, make_producer
 from shared.messaging.outbox import OutboxRelay, add_events
 from tests.conftest import settings_for
-from tests.kafka import read_topic
+from tests.kafka import new_topic_prefix, read_topic
 
 
 class ProcessDied(BaseException):
@@ -29,7 +29,7 @@ def status_event(order_id: str) -> OrderStatusChanged:
 
 @pytest.fixture
 async def relay_parts(migrated, engine_for):
-    settings = settings_for("orders", migrated, topic_prefix=f"outbox{uuid.uuid4().hex[:6]}.")
+    settings = settings_for("orders", migrated, topic_prefix=new_topic_prefix("outbox"))
     await ensure_topics(settings, [settings.topic(topics.ORDERS)])
     engine = engine_for("orders")
     producer = make_producer(settings)

@@ -19,13 +19,13 @@ from services.sync.polling import start_job
 from shared import topics
 from shared.events import OrderShipped, OrderShippedPayload, parse_event
 from tests.conftest import settings_for
-from tests.kafka import produce, read_topic
+from tests.kafka import new_topic_prefix, produce, read_topic
 from tools import demo
 from tools.emulators import serve
 from tools.emulators.shopify import ShopifyEmulator
 from tools.emulators.woocommerce import WooCommerceEmulator
 
-PREFIX = f"syncjob{uuid.uuid4().hex[:6]}."
+PREFIX = new_topic_prefix("syncjob")
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,13 @@ from services.sync.handlers import order_id_for
 from shared import topics
 from shared.events import parse_event
 from tests.conftest import settings_for
-from tests.kafka import read_topic
+from tests.kafka import new_topic_prefix, read_topic
 from tools import demo
 from tools.emulators import serve
 from tools.emulators.shopify import ShopifyEmulator
 from tools.emulators.woocommerce import WooCommerceEmulator
 
-PREFIX = f"syncwh{uuid.uuid4().hex[:6]}."
+PREFIX = new_topic_prefix("syncwh")
 
 
 @pytest.fixture(scope="module")
