@@ -43,7 +43,7 @@ from aiokafka import AIOKafkaConsumer
 
 from services.sync.handlers import order_id_for
 from shared import topics
-from shared.messaging.kafka import delete_topics
+from shared.messaging.kafka import FETCH_MAX_WAIT_MS, delete_topics
 from shared.settings import ServiceSettings
 from tools import demo
 from tools.bench_orders import admin
@@ -132,7 +132,11 @@ async def watch_to_order(
     move). The event is published after the commit that put the order in its tab, so this is an upper bound of the
     time to the tab, and it costs the system nothing (polling the orders table in a tight loop would)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", isolation_level="read_committed"
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,  # as the services' consumers: it sees events as soon as they do
     )
     # Found in the event's bytes, without parsing it (the events are compact JSON, keyed by order id): the load
     # generator shares the machine, and should take as little of it as it can.
