@@ -192,6 +192,32 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
     return groups
 
 
+PSI_IO = Path("/proc/pressure/io")
+
+
+async def disk_waits(stop: asyncio.Event, every: float = 0.1) -> dict[str, float] | None:
+    """How long the whole machine waited on its disk until `stop`: PSI's io "full" time (every task that could run
+    was blocked on I/O), in all and its longest stretch of samples that were mostly such waiting. A commit waits for
+    its WAL flush, so a disk that pauses holds every service at once, whatever the CPU headroom. None without PSI."""
+
+    def full_us() -> int:
+        return int(PSI_IO.read_text().split("full ", 1)[1].split("total=", 1)[1].split()[0])
+
+    try:
+        first = last = full_us()
+    except OSError:
+        return None
+    stretch = longest = 0.0
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        now = full_us()
+        waited, last = (now - last) / 1000, now
+        stretch = stretch + waited if waited > every * 1000 / 2 else 0.0
+        longest = max(longest, stretch)
+    return {"total_ms": (last - first) / 1000, "longest_ms": longest}
+
+
 async def end_to_end(stack: Stack, n: int, rate: float, bootstrap: str, prefix: str, warmup: int) -> dict:
     merchant, secret = f"bench-{uuid.uuid4().hex[:8]}", "bench-webhook-secret"
     shop = f"{merchant}.myshopify.com"
@@ -245,6 +271,8 @@ async def end_to_end(stack: Stack, n: int, rate: float, bootstrap: str, prefix: 
     measured = requests[warmup:]
     statuses.clear()
     cpu_before = cpu_seconds(stack)
+    measuring = asyncio.Event()
+    disk = asyncio.create_task(disk_waits(measuring))
     began = await offer(measured)
     sent_seconds = time.perf_counter() - began
     while not pool.empty():
@@ -255,6 +283,7 @@ async def end_to_end(stack: Stack, n: int, rate: float, bootstrap: str, prefix: 
         stop.set()
         await watcher
     cpu_after = cpu_seconds(stack)
+    measuring.set()
     done = {order_id: seen[order_id] for order_id, _ in measured if order_id in seen}
     latencies = [max(0.0, at - accepted[i]) * 1000 for i, at in done.items() if i in accepted]
     elapsed = (max(done.values()) - began) if done else float("nan")
@@ -273,6 +302,7 @@ async def end_to_end(stack: Stack, n: int, rate: float, bootstrap: str, prefix: 
         "memory": memory,
         "cpu_ms_per_order": {k: (cpu_after[k] - cpu_before[k]) * 1000 / max(len(done), 1) for k in cpu_after},
         "cores_busy": (cpu_after["machine"] - cpu_before["machine"]) / elapsed,
+        "disk_waits": await disk,
     }
 
 
@@ -424,6 +454,16 @@ def table(args: argparse.Namespace, baseline: float, e2e: dict, wall: float | No
         for name, mb in e2e["memory"].items()
     ]
     rows.append(("cores busy during the end-to-end load (of 2)", f"{e2e['cores_busy']:.2f}", "", ""))
+    disk = e2e["disk_waits"] or {}
+    rows += [
+        (
+            "machine waiting on the disk during the end-to-end load (PSI io full)",
+            fmt(disk.get("total_ms"), "ms"),
+            "",
+            "",
+        ),
+        ("  its longest stretch (p99 < 500 ms needs it well under 500 ms)", fmt(disk.get("longest_ms"), "ms"), "", ""),
+    ]
     rows += [
         (f"CPU per order end to end: {name}", f"{ms:.2f} ms", "", "")
         for name, ms in e2e["cpu_ms_per_order"].items()
