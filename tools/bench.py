@@ -361,7 +361,7 @@ async def stack_figures(args: argparse.Namespace, base: ServiceSettings) -> tupl
         await admin(base, f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
         try:
             await delete_topics(base.kafka_bootstrap_servers, prefix)
-        except Exception as exc:  # a leftover topic under a unique prefix harms nothing
+        except Exception as exc:  # the figures stand; say what is left behind on the broker
             print(f"(topics under {prefix} not deleted: {exc!r})", file=sys.stderr)
 
 

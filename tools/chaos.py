@@ -50,10 +50,7 @@ from tools.stack import ROOT, SERVICES, Stack, free_ports
 
 INFRA = ROOT / "deploy" / "local" / "infra.sh"
 # What each consumer group reads, for the lag check.
-CONSUMED = {
-    name: importlib.import_module(f"services.{name}.consumers").CONSUMES
-    for name in ("orders", "checkout", "tracking", "sync")
-}
+CONSUMED = {name: importlib.import_module(f"services.{name}.consumers").CONSUMES for name in SERVICES}
 PRODUCT_ID, VARIANT_ID = 7001, 8001
 EMAIL_FROM = "shipping@dropship.local"
 

@@ -49,7 +49,7 @@ class StoreDirectory:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._held: dict[tuple[str, str], tuple[float, Row | None]] = {}
+        self._held: dict[tuple[str, str], tuple[float, Row]] = {}  # (when read, the store)
         self._reading: dict[tuple[str, str], asyncio.Task[Row | None]] = {}
 
     async def find(self, platform: str, key: str, *, fresh: bool = False) -> Row | None:
